@@ -1,0 +1,146 @@
+"""The benchmark interface: tasks, metrics with their direction and STL baselines, data, model, losses.
+
+A benchmark knows nothing about weighting methods or Ray. The trainer (ntkmtl/train.py) asks it
+for data loaders, a model, per-sample loss terms and evaluation metrics; Δm is computed here,
+once, from the metric declarations (REFERENCE.md §3).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+import torch
+
+from ntkmtl.methods.base import HParam
+
+
+class DataError(ValueError):
+    """A data set is missing or malformed; the message names the path, the layout and the fix."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One evaluation metric: a column-safe name, its direction and the STL baseline for Δm."""
+
+    name: str
+    higher_is_better: bool
+    baseline: float
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """The paper's optimisation set-up for a benchmark (REFERENCE.md §4)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    scheduler: str  # "plateau" (on val Δm) | "cosine" | "step" | "none"
+    scheduler_options: Mapping[str, Any] = field(default_factory=dict)
+    weight_decay: float = 0.0
+
+
+def delta_m(values: Mapping[str, float], metrics: Sequence[Metric]) -> float:
+    """Δm% = mean_j (−1)^{s_j} (M_j − B_j) / B_j × 100, s_j = 1 when higher is better. Lower is better."""
+    terms = []
+    for m in metrics:
+        sign = -1.0 if m.higher_is_better else 1.0
+        terms.append(sign * (float(values[m.name]) - m.baseline) / m.baseline)
+    return 100.0 * sum(terms) / len(terms)
+
+
+class MultiTaskModel(torch.nn.Module):
+    """A model whose forward returns (per-task outputs, shared representation z).
+
+    ``shared_parameters()`` and ``task_specific_parameters()`` split the parameters for the
+    weighting methods; z has one row per sample (or is a list of K such tensors for MTAN).
+    """
+
+    @abstractmethod
+    def shared_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters every task's loss depends on (the encoder)."""
+
+    @abstractmethod
+    def task_specific_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters of the task heads; each belongs to exactly one task."""
+
+
+class Benchmark(ABC):
+    """One of the paper's four benchmarks. Subclasses declare, the trainer drives.
+
+    Class attributes: ``name``, ``tasks`` (K names), ``defaults`` (TrainDefaults) and
+    ``data_options`` (HParam declarations, validated like method hyperparameters; ``root`` etc.).
+    """
+
+    name: ClassVar[str] = ""
+    tasks: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[TrainDefaults]
+    data_options: ClassVar[tuple[HParam, ...]] = ()
+
+    def __init__(self, **options: Any):
+        specs = {h.name: h for h in self.data_options}
+        unknown = sorted(set(options) - set(specs))
+        if unknown:
+            raise ValueError(
+                f"benchmark {self.name!r}: unknown data option {unknown[0]!r} "
+                f"(value {options[unknown[0]]!r}); valid options: {', '.join(specs) or 'none'}"
+            )
+        self.options = {name: spec.default for name, spec in specs.items()}
+        for key, value in options.items():
+            if value is None and specs[key].default is None:
+                continue
+            self.options[key] = specs[key].check(value, f"benchmark {self.name!r} data")
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    @abstractmethod
+    def metrics(self) -> tuple[Metric, ...]:
+        """Every evaluation metric, in report order, each with direction and STL baseline."""
+
+    def delta_m(self, values: Mapping[str, float]) -> float:
+        return delta_m(values, self.metrics)
+
+    @abstractmethod
+    def check_data(self) -> None:
+        """Cheap check that the data is where the options say; raise DataError naming the path,
+        the expected layout and how to get the data. Runs before any sweep starts."""
+
+    @abstractmethod
+    def loaders(self, batch_size: int, seed: int, num_workers: int = 0) -> tuple[Iterable, Iterable, Iterable]:
+        """(train, val, test) loaders. Train shuffles with a generator seeded by ``seed``; the
+        split itself never depends on ``seed`` (every seed of a sweep sees the same samples)."""
+
+    @abstractmethod
+    def build_model(self) -> MultiTaskModel:
+        """A fresh model (initialised from the global torch RNG, which the trainer seeds)."""
+
+    @abstractmethod
+    def loss_terms(self, outputs: Any, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sums, counts), each [B, K]: task k's loss on sample i is sums[i, k] / counts[i, k].
+
+        The loss of any set of samples S is Σ_S sums / Σ_S counts, so the full-batch loss and
+        the per-chunk losses NTKMTL-SR needs come from the same terms (see ``chunk_losses``).
+        """
+
+    @abstractmethod
+    def evaluate(self, model: MultiTaskModel, loader: Iterable, device: torch.device) -> dict[str, float]:
+        """Every metric of ``self.metrics`` on ``loader``, by name."""
+
+    def batch_to(self, batch: Any, device: torch.device) -> Any:
+        """Move one batch to ``device`` (tensors, tuples/lists/dicts of tensors, PyG batches)."""
+        if hasattr(batch, "to"):
+            return batch.to(device)
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self.batch_to(b, device) for b in batch)
+        if isinstance(batch, dict):
+            return {k: self.batch_to(v, device) for k, v in batch.items()}
+        return batch
+
+
+def chunk_losses(sums: torch.Tensor, counts: torch.Tensor, slices: Sequence[slice]) -> torch.Tensor:
+    """[n, K] losses, one row per chunk of samples, from per-sample loss terms [B, K]."""
+    rows = [sums[s].sum(0) / counts[s].sum(0).clamp_min(1e-12) for s in slices]
+    return torch.stack(rows)

@@ -1,0 +1,52 @@
+"""The weighting methods: NTKMTL, NTKMTL-SR and the baselines they are compared with.
+
+``get_method(name, n_tasks, **hparams)`` builds one; ``METHODS`` maps each name to its class,
+whose ``all_hparams()`` declares every hyperparameter (type, default, valid range).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ntkmtl.methods.base import GradientMethod, HParam, LossWeightingMethod, WeightMethod
+from ntkmtl.methods.gradients import chunk_slices
+from ntkmtl.methods.ls import LinearScalarization
+from ntkmtl.methods.ntkmtl import NTKMTL
+from ntkmtl.methods.ntkmtl_sr import NTKMTLSR
+
+METHODS: dict[str, type[WeightMethod]] = {
+    cls.name: cls
+    for cls in (
+        LinearScalarization,
+        NTKMTL,
+        NTKMTLSR,
+    )
+}
+
+
+def method_class(name: str) -> type[WeightMethod]:
+    """The class registered under ``name``, or a ValueError listing the valid names."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def get_method(name: str, n_tasks: int, device: Any = None, **hparams: Any) -> WeightMethod:
+    """Build method ``name`` for ``n_tasks`` tasks; unknown or out-of-range values raise ValueError."""
+    return method_class(name)(n_tasks=n_tasks, device=device, **hparams)
+
+
+def describe_methods() -> str:
+    """One block per method: name, what it needs, its paper and hyperparameters (for --help)."""
+    lines = []
+    for name in sorted(METHODS):
+        cls = METHODS[name]
+        lines.append(f"{name}  [{cls.needs}]  {cls.paper}")
+        for h in cls.all_hparams():
+            lines.append(f"    {h.name} = {h.default!r}  ({h.valid_range()}): {h.help}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "METHODS", "GradientMethod", "HParam", "LossWeightingMethod", "WeightMethod",
+    "chunk_slices", "describe_methods", "get_method", "method_class",
+]

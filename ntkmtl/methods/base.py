@@ -1,0 +1,272 @@
+"""The weighting-method interface shared by NTKMTL, NTKMTL-SR and every baseline.
+
+A method turns K task losses into gradients on the model's parameters. What it consumes decides
+what the trainer has to compute, so each method declares it in ``needs``:
+
+- ``"losses"``: a weighting of the losses; one backward pass (LS, UW, DWA, FAMO, …).
+- ``"gradients"``: per-task gradients of the shared parameters, G (K × P), usually through the
+  K × K Gramian G Gᵀ; K backward passes (MGDA, PCGrad, CAGrad, Nash-MTL, NTKMTL, …).
+- ``"representation"``: gradients with respect to the shared representation z only, then one
+  backward pass (NTKMTL-SR).
+
+Usage, in the spirit of the reference library::
+
+    method = get_method("ntkmtl", n_tasks=11, ntk_exp=0.5)
+    info = method.backward(losses, shared_parameters, task_specific_parameters, representation=z)
+    optimizer.step()            # info["weights"]: the K task weights actually applied
+
+``losses`` is a tensor of shape [K], or [n, K] (n = ``method.n_chunks``) for methods that split
+the batch into n chunks; chunk j holds the samples ``chunk_slices(batch_size, n)[j]``.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable, Sequence
+
+import torch
+
+from ntkmtl.methods.gradients import (
+    apply_aggregated_gradient,
+    clip_shared_gradient,
+    task_gradients,
+)
+
+NEEDS = ("losses", "gradients", "representation")
+
+
+@dataclass(frozen=True)
+class HParam:
+    """One hyperparameter of a method: its type, default and valid range, declared once.
+
+    ``low``/``high`` are inclusive bounds unless ``low_open``/``high_open``; ``choices`` lists the
+    valid values of a categorical one. The sweep layer validates YAML grids against these.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple | None = None
+
+    def valid_range(self) -> str:
+        """The valid values, written for an error message or ``--help``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind is bool:
+            return "true or false"
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{self.kind.__name__} in {lo}{low}, {high}{hi}"
+
+    def check(self, value: Any, owner: str) -> Any:
+        """Return ``value`` converted to this type, or raise ValueError quoting it."""
+        where = f"{owner}: hyperparameter {self.name}={value!r}"
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{where} is not a boolean; valid: {self.valid_range()}")
+            return value
+        if self.kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{where} is not a number; valid: {self.valid_range()}")
+            if self.kind is int and float(value) != int(value):
+                raise ValueError(f"{where} is not an integer; valid: {self.valid_range()}")
+            value = self.kind(value)
+            if not math.isfinite(value):
+                raise ValueError(f"{where} is not finite; valid: {self.valid_range()}")
+            too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+            too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+            if too_low or too_high:
+                raise ValueError(f"{where} is out of range; valid: {self.valid_range()}")
+            return value
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{where} is not valid; valid: {self.valid_range()}")
+        if not isinstance(value, self.kind):
+            raise ValueError(f"{where} should be a {self.kind.__name__}; valid: {self.valid_range()}")
+        return value
+
+
+MAX_NORM_HELP = "clip the shared parameters' gradient norm to this after the update is formed (0 disables)"
+
+
+class WeightMethod(ABC):
+    """Base class: validated hyperparameters, shared-gradient clipping, state for checkpoints.
+
+    Subclasses set ``name``, ``needs``, ``paper``, ``hparams`` and implement ``_backward``; they
+    list the attributes that must survive a checkpoint in ``state_attributes``.
+    """
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[str] = "losses"
+    paper: ClassVar[str] = ""
+    hparams: ClassVar[tuple[HParam, ...]] = ()
+    default_max_norm: ClassVar[float] = 0.0
+    state_attributes: ClassVar[tuple[str, ...]] = ()
+    # True for methods that need the losses of the same batch after optimizer.step() (FAMO):
+    # the trainer then calls ``update(losses_after_step)``.
+    needs_losses_after_step: ClassVar[bool] = False
+
+    @classmethod
+    def all_hparams(cls) -> tuple[HParam, ...]:
+        """The method's own hyperparameters plus ``max_norm``, which every method has."""
+        max_norm = HParam("max_norm", float, cls.default_max_norm, MAX_NORM_HELP, low=0.0)
+        return tuple(cls.hparams) + (max_norm,)
+
+    @classmethod
+    def validate_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """Return the complete, type-converted hyperparameters, or raise ValueError."""
+        specs = {h.name: h for h in cls.all_hparams()}
+        unknown = sorted(set(hparams) - set(specs))
+        if unknown:
+            valid = ", ".join(specs) or "none"
+            raise ValueError(
+                f"method {cls.name!r}: unknown hyperparameter {unknown[0]!r} "
+                f"(value {hparams[unknown[0]]!r}); valid hyperparameters: {valid}"
+            )
+        values = {name: spec.default for name, spec in specs.items()}
+        for name, value in hparams.items():
+            values[name] = specs[name].check(value, f"method {cls.name!r}")
+        return values
+
+    def __init__(self, n_tasks: int, device: torch.device | str | None = None, **hparams: Any):
+        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
+            raise ValueError(f"method {self.name!r}: n_tasks={n_tasks!r} must be a positive integer")
+        self.n_tasks = n_tasks
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.hparam_values = self.validate_hparams(hparams)
+        for key, value in self.hparam_values.items():
+            setattr(self, key, value)
+        self.step_count = 0
+
+    # -- what the trainer asks ---------------------------------------------------------------
+    @property
+    def n_chunks(self) -> int:
+        """How many chunks the trainer splits each batch into; losses then have shape [n, K]."""
+        return 1
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The method's own learnable tensors trained by the model's optimizer (e.g. UW)."""
+        return []
+
+    def on_epoch_end(self, mean_train_losses: torch.Tensor) -> None:
+        """Called once per epoch with the epoch's mean training loss per task (DWA uses it)."""
+
+    def update(self, losses_after_step: torch.Tensor) -> None:
+        """Called after optimizer.step() with the same batch's new losses (FAMO uses it)."""
+
+    # -- the step ----------------------------------------------------------------------------
+    def backward(
+        self,
+        losses: torch.Tensor,
+        shared_parameters: Iterable[torch.nn.Parameter],
+        task_specific_parameters: Iterable[torch.nn.Parameter] | None = None,
+        representation: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    ) -> dict[str, Any]:
+        """Set ``.grad`` on the parameters; return a dict with at least ``"weights"`` ([K])."""
+        shared = list(shared_parameters)
+        heads = list(task_specific_parameters) if task_specific_parameters is not None else []
+        self._check_losses(losses)
+        if self.needs == "representation" and representation is None:
+            raise ValueError(f"method {self.name!r} needs the shared representation: pass representation=")
+        info = self._backward(losses, shared, heads, representation)
+        if self.max_norm > 0:
+            info["grad_norm"] = clip_shared_gradient(shared, self.max_norm)
+        self.step_count += 1
+        return info
+
+    @abstractmethod
+    def _backward(self, losses, shared, heads, representation) -> dict[str, Any]:
+        """Set the gradients for one step and return what to log (``"weights"`` at least)."""
+
+    def _check_losses(self, losses: torch.Tensor) -> None:
+        shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
+        k = self.n_tasks
+        ok = isinstance(losses, torch.Tensor) and (
+            shape == (k,) or (losses.dim() == 2 and shape[1] == k and 1 <= shape[0] <= self.n_chunks)
+        )
+        if not ok:
+            expected = f"[{k}]" if self.n_chunks == 1 else f"[{k}] or [n, {k}] with n <= {self.n_chunks}"
+            raise ValueError(f"method {self.name!r}: losses of shape {shape}, expected {expected}")
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to make the next step identical after a restore."""
+        state = {"step_count": self.step_count}
+        for attr in self.state_attributes:
+            value = getattr(self, attr)
+            state[attr] = value.detach().clone() if isinstance(value, torch.Tensor) else _copy(value)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step_count = state["step_count"]
+        for attr in self.state_attributes:
+            current = getattr(self, attr)
+            value = state[attr]
+            if isinstance(current, torch.nn.Parameter):
+                with torch.no_grad():
+                    current.copy_(value)
+            elif isinstance(current, torch.Tensor):
+                setattr(self, attr, value.detach().clone().to(current.device))
+            elif hasattr(current, "load_state_dict"):
+                current.load_state_dict(value)
+            else:
+                setattr(self, attr, _copy(value))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparam_values.items())
+        return f"{type(self).__name__}(n_tasks={self.n_tasks}, {args})"
+
+
+def _copy(value: Any) -> Any:
+    if hasattr(value, "state_dict"):
+        return value.state_dict()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    return value
+
+
+class LossWeightingMethod(WeightMethod):
+    """A method that only re-weights the losses: loss = Σ_k w_k L_k, one backward pass."""
+
+    needs = "losses"
+
+    @abstractmethod
+    def loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
+        """The K weights for this step (may carry gradient, as UW's do)."""
+
+    def _backward(self, losses, shared, heads, representation):
+        weights = self.loss_weights(losses)
+        total = (weights * losses).sum()
+        total.backward()
+        return {"weights": weights.detach().clone(), "loss": total.detach()}
+
+
+class GradientMethod(WeightMethod):
+    """A method that combines per-task shared gradients G (K × P) into one update direction.
+
+    The heads always get the plain gradient of their own loss (one backward of Σ_k L_k
+    restricted to them); the shared parameters get ``aggregate(G, losses)``.
+    """
+
+    needs = "gradients"
+
+    @abstractmethod
+    def aggregate(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Return the update direction [P] for the shared parameters and what to log."""
+
+    def _backward(self, losses, shared, heads, representation):
+        grads = task_gradients(losses, shared, retain_graph=bool(heads))
+        direction, info = self.aggregate(grads, losses.detach())
+        apply_aggregated_gradient(direction, shared, heads, losses)
+        return info

@@ -1,0 +1,127 @@
+"""Per-task gradients, Gramians and representation gradients: computed here once for all methods.
+
+Gradient methods all start from G = [g_1 … g_K]ᵀ (K × P), the per-task gradients of the shared
+parameters, and most only need the K × K Gramian G Gᵀ. Nothing here allocates more than K × P
+floats (the reference code's P × K × K buffer is exactly what this module avoids).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def chunk_slices(batch_size: int, n_chunks: int) -> list[slice]:
+    """Contiguous, near-equal slices of a batch: chunk j of the n chunks NTKMTL-SR splits into.
+
+    With fewer samples than chunks, each sample is its own chunk (no empty chunk, no NaN loss).
+    """
+    if batch_size < 1 or n_chunks < 1:
+        raise ValueError(f"chunk_slices: batch_size={batch_size} and n_chunks={n_chunks} must be >= 1")
+    n = min(batch_size, n_chunks)
+    base, extra = divmod(batch_size, n)
+    slices, start = [], 0
+    for j in range(n):
+        stop = start + base + (1 if j < extra else 0)
+        slices.append(slice(start, stop))
+        start = stop
+    return slices
+
+
+def flat_size(parameters: Sequence[torch.Tensor]) -> int:
+    return sum(p.numel() for p in parameters)
+
+
+def task_gradients(
+    losses: torch.Tensor, shared: Sequence[torch.Tensor], retain_graph: bool = False
+) -> torch.Tensor:
+    """G (K × P): row k is ∂L_k/∂θ for the shared parameters θ, flattened in parameter order.
+
+    One backward pass per task; the graph is kept until the last one unless ``retain_graph``.
+    A parameter a task does not reach contributes zeros.
+    """
+    losses = losses.reshape(-1)
+    n_tasks = losses.numel()
+    grads = torch.zeros(n_tasks, flat_size(shared), dtype=losses.dtype, device=losses.device)
+    for k in range(n_tasks):
+        keep = retain_graph or k < n_tasks - 1
+        if not losses[k].requires_grad:
+            continue
+        parts = torch.autograd.grad(losses[k], shared, retain_graph=keep, allow_unused=True)
+        offset = 0
+        for p, g in zip(shared, parts):
+            if g is not None:
+                grads[k, offset : offset + p.numel()].copy_(g.reshape(-1))
+            offset += p.numel()
+    return grads
+
+
+def gramian(grads: torch.Tensor) -> torch.Tensor:
+    """The K × K Gramian G Gᵀ; its diagonal holds the squared gradient norms ‖g_k‖²."""
+    return grads @ grads.T
+
+
+def write_flat_gradient(direction: torch.Tensor, parameters: Sequence[torch.Tensor]) -> None:
+    """Set ``p.grad`` of each parameter to its slice of the flat vector ``direction``."""
+    offset = 0
+    for p in parameters:
+        n = p.numel()
+        p.grad = direction[offset : offset + n].view_as(p).to(p.dtype).clone()
+        offset += n
+    if offset != direction.numel():
+        raise ValueError(f"gradient of size {direction.numel()} for parameters of total size {offset}")
+
+
+def apply_aggregated_gradient(
+    direction: torch.Tensor,
+    shared: Sequence[torch.Tensor],
+    heads: Sequence[torch.Tensor],
+    losses: torch.Tensor,
+) -> None:
+    """Shared parameters get ``direction``; each head the plain gradient of its own loss.
+
+    For chunked losses [n, K] the heads get the gradient of the chunk mean, as in the full-batch
+    loss. Head gradients accumulate into ``.grad`` (call ``optimizer.zero_grad()`` first).
+    """
+    write_flat_gradient(direction, shared)
+    if heads:
+        head_loss = losses.mean(0).sum() if losses.dim() == 2 else losses.sum()
+        torch.autograd.backward(head_loss, inputs=list(heads))
+
+
+def clip_shared_gradient(shared: Sequence[torch.Tensor], max_norm: float) -> float:
+    """Clip the shared parameters' gradient to ``max_norm``; return the norm before clipping."""
+    with_grad = [p for p in shared if p.grad is not None]
+    if not with_grad:
+        return 0.0
+    return float(torch.nn.utils.clip_grad_norm_(with_grad, max_norm))
+
+
+def representation_chunk_norms(
+    losses: torch.Tensor, representation: torch.Tensor | Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """λ (n × K): λ[j, k] = ‖∂L_kj/∂z‖², the squared gradient of chunk j's task-k loss.
+
+    ``losses`` is [n, K] over the chunks ``chunk_slices(B, n)``; ``representation`` is z with B
+    rows (one per sample), or a list of K such tensors when each task has its own representation
+    (MTAN's attended features). Chunk j's loss depends only on its own rows of z, so one gradient
+    of Σ_j L_kj per task gives every chunk's gradient: K cheap passes through the heads only.
+    """
+    n, n_tasks = losses.shape
+    per_task = isinstance(representation, (list, tuple))
+    if per_task and len(representation) != n_tasks:
+        raise ValueError(f"{len(representation)} representations for {n_tasks} tasks")
+    rows = (representation[0] if per_task else representation).shape[0]
+    slices = chunk_slices(rows, n)
+    if len(slices) != n:
+        raise ValueError(f"losses have {n} chunks but the representation has {rows} rows")
+    norms = torch.zeros(n, n_tasks, dtype=losses.dtype, device=losses.device)
+    for k in range(n_tasks):
+        z = representation[k] if per_task else representation
+        (grad,) = torch.autograd.grad(losses[:, k].sum(), z, retain_graph=True, allow_unused=True)
+        if grad is None:
+            continue
+        squared = grad.reshape(rows, -1).pow(2).sum(1)
+        for j, s in enumerate(slices):
+            norms[j, k] = squared[s].sum()
+    return norms

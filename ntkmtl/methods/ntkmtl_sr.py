@@ -1,0 +1,35 @@
+"""NTKMTL-SR — NTKMTL from the shared representation (Qin et al., NeurIPS 2025, arXiv 2510.18258).
+
+The batch is split into n chunks (``n_splits``, 4 by default) and J_k (n × dim z) holds the
+gradients of the chunk losses L_kj with respect to the shared representation z (for MTAN, task
+k's attended features), not the parameters. Each chunk's loss depends only on its own rows of z,
+so the rows of J_k are orthogonal and the largest eigenvalue of J_k J_kᵀ is λ_k = max_j ‖∂L_kj/∂z‖².
+With w_k = (Σ_j λ_j / λ_k) ^ ntk_exp the loss Σ_k w_k · mean_j L_kj takes ONE backward pass:
+almost the cost of plain training, against K backward passes through the encoder for NTKMTL.
+"""
+from ntkmtl.methods.base import HParam, WeightMethod
+from ntkmtl.methods.gradients import representation_chunk_norms
+from ntkmtl.methods.ntkmtl import EPS, NTK_EXP, ntk_weights
+
+
+class NTKMTLSR(WeightMethod):
+    name = "ntkmtl_sr"
+    needs = "representation"
+    paper = "Qin et al., NTKMTL (shared-representation variant NTKMTL-SR), NeurIPS 2025"
+    hparams = (
+        NTK_EXP,
+        HParam("n_splits", int, 4, "chunks per batch whose representation gradients give λ_k", low=1, high=64),
+        EPS,
+    )
+
+    @property
+    def n_chunks(self) -> int:
+        return self.n_splits
+
+    def _backward(self, losses, shared, heads, representation):
+        chunked = losses if losses.dim() == 2 else losses.unsqueeze(0)
+        eigenvalues = representation_chunk_norms(chunked, representation).max(0).values
+        weights = ntk_weights(eigenvalues.detach(), self.ntk_exp, self.eps)
+        total = (weights * chunked.mean(0)).sum()
+        total.backward()
+        return {"weights": weights, "ntk_eigenvalues": eigenvalues.detach(), "loss": total.detach()}
