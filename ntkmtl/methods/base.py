@@ -20,6 +20,7 @@ the batch into n chunks; chunk j holds the samples ``chunk_slices(batch_size, n)
 """
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from ntkmtl.methods.gradients import (
 )
 
 NEEDS = ("losses", "gradients", "representation")
+LOG_EPS = 1e-8  # keeps log(L_k + LOG_EPS) finite for a zero loss (the reference's EPS)
 
 
 @dataclass(frozen=True)
@@ -225,8 +227,8 @@ class WeightMethod(ABC):
 
 
 def _copy(value: Any) -> Any:
-    if hasattr(value, "state_dict"):
-        return value.state_dict()
+    if hasattr(value, "state_dict"):  # an optimizer's state_dict shares its live tensors: copy them
+        return copy.deepcopy(value.state_dict())
     if isinstance(value, (list, tuple)):
         return type(value)(_copy(v) for v in value)
     if isinstance(value, dict):
@@ -245,9 +247,13 @@ class LossWeightingMethod(WeightMethod):
     def loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
         """The K weights for this step (may carry gradient, as UW's do)."""
 
-    def _backward(self, losses, shared, heads, representation):
+    def weighted_loss(self, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scalar to back-propagate and the weights to report; Σ_k w_k L_k by default."""
         weights = self.loss_weights(losses)
-        total = (weights * losses).sum()
+        return (weights * losses).sum(), weights
+
+    def _backward(self, losses, shared, heads, representation):
+        total, weights = self.weighted_loss(losses)
         total.backward()
         return {"weights": weights.detach().clone(), "loss": total.detach()}
 
@@ -260,13 +266,20 @@ class GradientMethod(WeightMethod):
     """
 
     needs = "gradients"
+    # True for the log_* variants: G holds the gradients of log(L_k + LOG_EPS) instead of L_k,
+    # which makes the method invariant to each loss's scale (as in the FAMO paper's log-baselines).
+    log_losses: ClassVar[bool] = False
 
     @abstractmethod
     def aggregate(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         """Return the update direction [P] for the shared parameters and what to log."""
 
+    def task_objectives(self, losses: torch.Tensor) -> torch.Tensor:
+        """The K functions whose shared gradients form G: L_k, or log(L_k + LOG_EPS)."""
+        return (losses + LOG_EPS).log() if self.log_losses else losses
+
     def _backward(self, losses, shared, heads, representation):
-        grads = task_gradients(losses, shared, retain_graph=bool(heads))
+        grads = task_gradients(self.task_objectives(losses), shared, retain_graph=bool(heads))
         direction, info = self.aggregate(grads, losses.detach())
         apply_aggregated_gradient(direction, shared, heads, losses)
         return info

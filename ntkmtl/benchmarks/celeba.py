@@ -1,0 +1,232 @@
+"""CelebA: 40 binary face attributes, one task each (Liu et al., ICCV 2015), as in the NTKMTL paper.
+
+Data: the standard CelebA folders (aligned-and-cropped JPEGs, attribute and partition files, see
+``LAYOUT``); the official partition gives train / val / test (0 / 1 / 2). Images are read with
+Pillow, resized to ``image_size``² (64² in the paper; bilinear, aspect ratio not kept, as the
+reference's ``Resize((64, 64))``) and cached ONCE as a uint8 array [N, H, W, 3] in an ``.npy``
+file that every later trial memory-maps (concurrent trials on a node share the page cache).
+
+Model: ``CelebACNN`` (shared 512-d representation, 40 linear heads). Loss: binary cross-entropy
+per image and attribute. Metric: per-attribute F1 at threshold 0.5, ``f1_<Attribute>``; Δm
+against the STL F1 of REFERENCE.md §3. Adam 3e-4, cosine schedule, 15 epochs, batch 256.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from ntkmtl.benchmarks.base import Benchmark, Metric, MultiTaskModel, TrainDefaults
+from ntkmtl.benchmarks.loading import data_error, eval_loader, first, resolve, train_loader
+from ntkmtl.benchmarks.nets.celeba_cnn import CelebACNN
+from ntkmtl.methods.base import HParam
+
+# The 40 attributes, in the order of the header line of Anno/list_attr_celeba.txt.
+ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
+    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
+    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
+    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
+    "Wearing_Necktie", "Young",
+)
+
+# Single-task F1 per attribute, in ATTRIBUTES order (REFERENCE.md §3, from the reference code).
+STL_F1 = (
+    0.6736886, 0.68121034, 0.81524944, 0.5760289, 0.7205613, 0.8555076, 0.38203922, 0.58225113,
+    0.787647, 0.8321292, 0.5029583, 0.68694085, 0.6781237, 0.5240381, 0.5161666, 0.95694304,
+    0.6968786, 0.67976356, 0.8808315, 0.8582131, 0.97034, 0.93267566, 0.5057539, 0.40307626,
+    0.9703734, 0.48644206, 0.60786104, 0.5261031, 0.56907415, 0.59815097, 0.6858371, 0.924108,
+    0.5424991, 0.7406311, 0.71019936, 0.87365365, 0.9305602, 0.33704284, 0.7647628, 0.91907,
+)
+
+ATTR_FILE = Path("Anno/list_attr_celeba.txt")
+PARTITION_FILE = Path("Eval/list_eval_partition.txt")
+IMAGE_DIR = Path("Img/img_align_celeba")
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+LAYOUT = """  <root>/Img/img_align_celeba/000001.jpg … 202599.jpg   (aligned & cropped JPEGs, 178×218)
+  <root>/Anno/list_attr_celeba.txt    line 1: image count; line 2: the 40 attribute names;
+                                      then one line per image: <file> and 40 values, 1 or -1
+  <root>/Eval/list_eval_partition.txt one line per image: <file> <0 train | 1 val | 2 test>"""
+
+SOURCE = (
+    "download CelebA from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (Align&Cropped "
+    "Images: img_align_celeba.zip into Img/; list_attr_celeba.txt into Anno/; "
+    "list_eval_partition.txt into Eval/), then set the data option root to that folder."
+)
+
+
+def f1_scores(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+    """F1 = 2PR / (P + R) per attribute, with the reference's 1e-8 guards (0 when nothing is
+    predicted or present, never NaN)."""
+    precision = tp / (tp + fp + 1e-8)
+    recall = tp / (tp + fn + 1e-8)
+    return 2 * precision * recall / (precision + recall + 1e-8)
+
+
+def read_annotations(root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(file names, labels [N, 40] in {0, 1} as uint8, split id [N]) from the two text files."""
+    attr_path, part_path = root / ATTR_FILE, root / PARTITION_FILE
+    with open(attr_path) as f:
+        lines = f.read().splitlines()
+    _check_header(attr_path, lines[:2])
+    rows = [line.split() for line in lines[2:] if line.strip()]
+    if len(rows) != int(lines[0]):
+        raise _malformed(attr_path, f"line 1 announces {lines[0].strip()} images but {len(rows)} lines follow")
+    bad = next((i for i, row in enumerate(rows) if len(row) != 41 or any(v not in ("1", "-1") for v in row[1:])), None)
+    if bad is not None:
+        raise _malformed(attr_path, f"line {bad + 3} is {lines[bad + 2]!r}, not a file name and 40 values 1/-1")
+    names = [row[0] for row in rows]
+    labels = (np.array([row[1:] for row in rows], dtype=np.int8) > 0).astype(np.uint8)
+
+    with open(part_path) as f:
+        parts = [line.split() for line in f.read().splitlines() if line.strip()]
+    if [p[0] for p in parts] != names or any(len(p) != 2 or p[1] not in ("0", "1", "2") for p in parts):
+        raise _malformed(part_path, "its lines are not '<file> <0|1|2>' for exactly the images of "
+                         f"{ATTR_FILE}, in the same order")
+    return names, labels, np.array([int(p[1]) for p in parts], dtype=np.int64)
+
+
+def _check_header(attr_path: Path, head: list[str]) -> None:
+    if len(head) < 2 or not head[0].strip().isdigit():
+        raise _malformed(attr_path, "line 1 should be the image count")
+    if tuple(head[1].split()) != ATTRIBUTES:
+        raise _malformed(attr_path, f"line 2 should name the 40 attributes ({ATTRIBUTES[0]} … {ATTRIBUTES[-1]}), "
+                         f"found {head[1][:80]!r}")
+
+
+def _malformed(path: Path, problem: str):
+    return data_error("CelebA", path, f"malformed file: {problem}", LAYOUT, SOURCE)
+
+
+def cached_images(root: Path, names: list[str], size: int, cache_dir: Path) -> np.ndarray:
+    """uint8 [len(names), size, size, 3], memory-mapped from the cache; built once if missing.
+
+    The cache file is named after the size and a digest of the file list, and written to a
+    temporary file then renamed, so a reader never sees a half-written cache.
+    """
+    digest = hashlib.sha1("\n".join([str(root)] + names).encode()).hexdigest()[:12]
+    path = cache_dir / f"celeba_{size}px_{len(names)}_{digest}.npy"
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
+        for i, name in enumerate(tqdm(names, desc=f"CelebA → {size}px cache", unit="img", mininterval=2.0)):
+            out[i] = load_image(root / IMAGE_DIR / name, size)
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """One JPEG as uint8 [size, size, 3] (RGB, bilinear resize like torchvision's Resize)."""
+    if not path.is_file():
+        raise data_error("CelebA", path, "image listed in the annotation file is missing", LAYOUT, SOURCE)
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+class CelebAImages(Dataset):
+    """Samples {"image": float [3, H, W] in [0, 1], "labels": float [40] in {0, 1}}."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray):
+        self.images, self.labels, self.rows = images, labels, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        row = self.rows[i]
+        image = torch.from_numpy(np.array(self.images[row])).permute(2, 0, 1).float().div_(255.0)
+        return {"image": image, "labels": torch.from_numpy(self.labels[row].astype(np.float32))}
+
+
+class CelebA(Benchmark):
+    name = "celeba"
+    tasks = ATTRIBUTES
+    defaults = TrainDefaults(epochs=15, batch_size=256, lr=3e-4, scheduler="cosine")
+    data_options = (
+        HParam("root", str, "~/data/celeba", "the CelebA folder (Img/, Anno/, Eval/)"),
+        HParam("cache_dir", str, "~/.cache/ntkmtl/celeba", "where the resized uint8 image cache goes (node-local is best)"),
+        HParam("image_size", int, 64, "images are resized to image_size × image_size", low=8, high=512),
+        HParam("max_train", int, None, "use only the first max_train training images (quick runs)", low=1),
+        HParam("max_val", int, None, "use only the first max_val validation images", low=1),
+        HParam("max_test", int, None, "use only the first max_test test images", low=1),
+        HParam("width_multiplier", float, 1.0, "scales every layer's width (1 = the paper's network)",
+               low=0.0, high=4.0, low_open=True),
+    )
+
+    @property
+    def metrics(self) -> tuple[Metric, ...]:
+        return tuple(Metric(f"f1_{a}", True, b) for a, b in zip(ATTRIBUTES, STL_F1))
+
+    @property
+    def root(self) -> Path:
+        return resolve(self.options["root"])
+
+    def check_data(self) -> None:
+        root = self.root
+        if not root.is_dir():
+            raise data_error("CelebA", root, "folder does not exist", LAYOUT, SOURCE)
+        for part in (ATTR_FILE, PARTITION_FILE, IMAGE_DIR):
+            if not (root / part).exists():
+                raise data_error("CelebA", root, f"{part} is missing", LAYOUT, SOURCE)
+        with open(root / ATTR_FILE) as f:
+            head = [f.readline(), f.readline(), f.readline()]
+        _check_header(root / ATTR_FILE, head)
+        first_image = head[2].split()[0] if head[2].split() else ""
+        if not (root / IMAGE_DIR / first_image).is_file():
+            raise data_error("CelebA", root / IMAGE_DIR, f"first annotated image {first_image!r} is missing",
+                             LAYOUT, SOURCE)
+
+    def loaders(self, batch_size: int, seed: int, num_workers: int = 0) -> tuple[Iterable, Iterable, Iterable]:
+        self.check_data()
+        names, labels, split = read_annotations(self.root)
+        chosen = {s: first(np.flatnonzero(split == code), self.options[f"max_{s}"]) for s, code in SPLITS.items()}
+        used = np.sort(np.concatenate(list(chosen.values())))
+        images = cached_images(self.root, [names[i] for i in used], self.options["image_size"],
+                               resolve(self.options["cache_dir"]))
+        labels = labels[used]
+        rows = {s: np.searchsorted(used, idx) for s, idx in chosen.items()}
+        datasets = {s: CelebAImages(images, labels, r) for s, r in rows.items()}
+        return (
+            train_loader(datasets["train"], batch_size, seed, num_workers),
+            eval_loader(datasets["val"], batch_size, num_workers),
+            eval_loader(datasets["test"], batch_size, num_workers),
+        )
+
+    def build_model(self) -> MultiTaskModel:
+        return CelebACNN(n_tasks=len(ATTRIBUTES), width_multiplier=self.options["width_multiplier"])
+
+    def loss_terms(self, outputs, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Binary cross-entropy of each image and attribute: sums [B, 40], counts all ones."""
+        sums = F.binary_cross_entropy_with_logits(outputs, batch["labels"], reduction="none")
+        return sums, torch.ones_like(sums)
+
+    @torch.no_grad()
+    def evaluate(self, model: MultiTaskModel, loader: Iterable, device: torch.device) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        counts = torch.zeros(3, len(ATTRIBUTES), dtype=torch.float64, device=device)
+        for batch in loader:
+            batch = self.batch_to(batch, device)
+            logits, _ = model(batch)
+            predicted = (logits > 0).double()  # sigmoid(logit) > 0.5
+            target = batch["labels"].double()
+            counts[0] += (predicted * target).sum(0)
+            counts[1] += (predicted * (1 - target)).sum(0)
+            counts[2] += ((1 - predicted) * target).sum(0)
+        model.train(was_training)
+        f1 = f1_scores(*counts).cpu()
+        return {m.name: float(v) for m, v in zip(self.metrics, f1)}

@@ -1,0 +1,229 @@
+"""One QM9 molecule from qm9pack's CSV row to PyTorch Geometric's QM9 featurisation, offline.
+
+PyG's ``torch_geometric.datasets.QM9.process()`` reads MoleculeNet's ``gdb9.sdf`` (written by
+RDKit: Kekulé bonds, coordinates with 4 decimals) unsanitised and the targets from
+``gdb9.sdf.csv``. Offline there is no SDF, so the bonds are determined from the geometry:
+
+1. ``rdDetermineBonds.DetermineBonds(charge=0)``: van der Waals connectivity + bond orders;
+2. when that finds no valid bond orders (strained cages, where vdW radii connect atoms that
+   are not bonded: ~5.6% of QM9), the same with extended-Hückel connectivity (``useHueckel``);
+3. when that fails too, the Hückel connectivity alone with every bond single.
+
+The molecule is then Kekulised with aromatic flags cleared, as RDKit's SDF writer stores it,
+so PyG's aromatic / sp / sp2 / sp3 atom features and aromatic bond features are zero exactly as
+in PyG's unsanitised loader. Node features (PyG, after Gilmer et al. 2017):
+x = [one-hot H,C,N,O,F | atomic number | aromatic, sp, sp2, sp3 (all 0) | number of bonded H].
+
+Targets (PyG order and units): mu (D), alpha (a0^3), HOMO, LUMO, gap, r2 (a0^2), ZPVE, U0, U,
+H, G (eV), Cv (cal/mol/K), U0/U/H/G atomisation energies (eV), A, B, C (GHz). They are computed
+as PyG does it: MoleculeNet's column values (energies in Hartree, atomisation energies in
+kcal/mol = (E · HAR2EV − Σ atom reference energies) / KCALMOL2EV) as float32, times PyG's
+conversion vector in float32.
+
+This module needs numpy and RDKit only (it runs in the build's worker processes).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from contextlib import contextmanager
+
+import numpy as np
+
+# PyG's constants (torch_geometric/datasets/qm9.py; a test checks they are equal).
+HAR2EV = 27.211386246
+KCALMOL2EV = 0.04336414
+ATOM_TYPES = {"H": 0, "C": 1, "N": 2, "O": 3, "F": 4}
+ATOMIC_NUMBERS = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
+# Reference energies (eV) of the isolated atoms H, C, N, O, F for U0, U, H, G (PyG's atomrefs[7..10]).
+ATOM_REFERENCE_EV = np.array([
+    [-13.61312172, -1029.86312267, -1485.30251237, -2042.61123593, -2713.48485589],
+    [-13.5745904, -1029.82456413, -1485.26398105, -2042.5727046, -2713.44632457],
+    [-13.54887564, -1029.79887659, -1485.2382935, -2042.54701705, -2713.42063702],
+    [-13.90303183, -1030.25891228, -1485.71166277, -2043.01812778, -2713.88796536],
+])
+# PyG's unit conversion of its 19 targets (index order of ``TARGET_NAMES``).
+CONVERSION = np.array(
+    [1.0, 1.0, HAR2EV, HAR2EV, HAR2EV, 1.0, HAR2EV, HAR2EV, HAR2EV, HAR2EV, HAR2EV,
+     1.0, KCALMOL2EV, KCALMOL2EV, KCALMOL2EV, KCALMOL2EV, 1.0, 1.0, 1.0],
+    dtype=np.float32,
+)
+TARGET_NAMES = (
+    "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv",
+    "U0_atom", "U_atom", "H_atom", "G_atom", "A", "B", "C",
+)
+# qm9pack columns in MoleculeNet's gdb9.sdf.csv order (A, B, C, mu, alpha, homo, lumo, gap, r2,
+# zpve, u0, u298, h298, g298, cv); the four atomisation energies are derived from u0..g298.
+QM9PACK_TARGET_COLUMNS = (
+    "RotA_GHz", "RotB_GHz", "RotC_GHz", "Dipole_debye", "Polarizability_bohr3", "HOMO_au",
+    "LUMO_au", "HOMO_LUMO_gap_au", "R2_bohr2", "ZPVE_au", "InternalEnergy_0K_au",
+    "InternalEnergy_298K_au", "Enthalphy_298K_au", "GibbsFreeEnergy_298K_au",
+    "Heatcapacity_Cv_cal_mol_K",
+)
+MOLECULENET_COLUMNS = (
+    "A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "u0", "u298", "h298",
+    "g298", "cv", "u0_atom", "u298_atom", "h298_atom", "g298_atom",
+)
+# How the bonds of a molecule were found (stored per molecule in the cache).
+BOND_METHODS = ("vdw", "hueckel", "hueckel_connectivity")
+N_NODE_FEATURES = 11
+N_BOND_TYPES = 4
+
+
+def parse_elements(text: str) -> list[str]:
+    """qm9pack's ``Elements`` cell, e.g. ``['C','H','H']``, as a list of symbols."""
+    return [s.strip().strip("'\"") for s in text.strip("[]").split(",")]
+
+
+def parse_coordinates(text: str) -> np.ndarray:
+    """qm9pack's ``XYZ_Ang`` cell, ``[[x,y,z],...]`` in Å, as a float64 array [N, 3]."""
+    flat = text.replace("[", "").replace("]", "").split(",")
+    return np.array(flat, dtype=np.float64).reshape(-1, 3)
+
+
+def xyz_block(elements: list[str], coords: np.ndarray) -> str:
+    """An XYZ block with fixed-decimal coordinates (RDKit's XYZ parser rejects e.g. ``1e-05``)."""
+    lines = [f"{e} {x:.10f} {y:.10f} {z:.10f}" for e, (x, y, z) in zip(elements, coords)]
+    return f"{len(elements)}\n\n" + "\n".join(lines) + "\n"
+
+
+@contextmanager
+def _quiet_stdout():
+    """Silence C-level stdout (YAeHMOP prints Hückel warnings there) for the enclosed call."""
+    libc = ctypes.CDLL(None)
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        libc.fflush(None)
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        libc.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def molecule_with_bonds(elements: list[str], coords: np.ndarray, methods: tuple[str, ...] = BOND_METHODS):
+    """(RDKit Mol with Kekulé bonds and no aromatic flags, name of the method that found them).
+
+    ``methods`` restricts the fallback chain (tests use it to show why the fallback is needed).
+    """
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import rdDetermineBonds
+
+    unknown = [m for m in methods if m not in BOND_METHODS]
+    if unknown:
+        raise ValueError(f"unknown bond method {unknown[0]!r}; valid methods: {', '.join(BOND_METHODS)}")
+    RDLogger.DisableLog("rdApp.*")
+    block = xyz_block(elements, coords)
+    errors = []
+    for method in methods:
+        mol = Chem.MolFromXYZBlock(block)
+        if mol is None:
+            raise ValueError(f"RDKit cannot read the XYZ block of a molecule with elements {elements}")
+        try:
+            if method == "vdw":
+                rdDetermineBonds.DetermineBonds(mol, charge=0)
+            elif method == "hueckel":
+                with _quiet_stdout():
+                    rdDetermineBonds.DetermineBonds(mol, charge=0, useHueckel=True)
+            else:
+                with _quiet_stdout():
+                    rdDetermineBonds.DetermineConnectivity(mol, useHueckel=True, charge=0)
+        except (ValueError, RuntimeError) as error:
+            errors.append(f"{method}: {error}")
+            continue
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+        return mol, method
+    raise ValueError(f"no bond method found bonds for a molecule with elements {elements}: {'; '.join(errors)}")
+
+
+def sdf_positions(coords: np.ndarray) -> np.ndarray:
+    """Coordinates as PyG reads them from the SDF: printed with 4 decimals, then float32."""
+    return np.array([[float(f"{v:.4f}") for v in row] for row in coords], dtype=np.float64).astype(np.float32)
+
+
+def bond_list(mol) -> tuple[np.ndarray, np.ndarray]:
+    """(edge_index [2, 2B] in PyG's order (sorted by row·N + col), bond type [2B] in 0..3)."""
+    from rdkit.Chem.rdchem import BondType
+
+    types = {BondType.SINGLE: 0, BondType.DOUBLE: 1, BondType.TRIPLE: 2, BondType.AROMATIC: 3}
+    rows, cols, kinds = [], [], []
+    for bond in mol.GetBonds():
+        a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        rows += [a, b]
+        cols += [b, a]
+        kinds += 2 * [types[bond.GetBondType()]]
+    n = mol.GetNumAtoms()
+    edge_index = np.array([rows, cols], dtype=np.int64).reshape(2, -1)
+    kinds = np.array(kinds, dtype=np.int64)
+    order = np.argsort(edge_index[0] * n + edge_index[1], kind="stable")
+    return edge_index[:, order], kinds[order]
+
+
+def node_features(elements: list[str], edge_index: np.ndarray) -> np.ndarray:
+    """PyG's x [N, 11]: type one-hot, atomic number, 4 zero columns (unsanitised), bonded H count."""
+    n = len(elements)
+    x = np.zeros((n, N_NODE_FEATURES), dtype=np.float32)
+    x[np.arange(n), [ATOM_TYPES[e] for e in elements]] = 1.0
+    z = np.array([ATOMIC_NUMBERS[e] for e in elements])
+    x[:, 5] = z
+    is_h = (z == 1).astype(np.float32)
+    np.add.at(x[:, 10], edge_index[1], is_h[edge_index[0]])
+    return x
+
+
+def complete_graph(n: int) -> np.ndarray:
+    """edge_index [2, N(N−1)] of all ordered pairs i ≠ j, row-major, as the reference's
+    ``Complete`` transform (full N×N grid, self-loops removed) orders them."""
+    row = np.repeat(np.arange(n), n)
+    col = np.tile(np.arange(n), n)
+    keep = row != col
+    return np.stack([row[keep], col[keep]])
+
+
+def complete_bond_types(n: int, edge_index: np.ndarray, bond_type: np.ndarray) -> np.ndarray:
+    """Bond type (−1 for no bond) of every complete-graph edge, in ``complete_graph(n)`` order."""
+    grid = np.full(n * n, -1, dtype=np.int8)
+    grid[edge_index[0] * n + edge_index[1]] = bond_type
+    return grid[(np.arange(n * n) // n) != (np.arange(n * n) % n)]
+
+
+def convert_molecule(elements: list[str], coords: np.ndarray) -> dict:
+    """PyG's per-molecule fields except the targets: x, z, pos, bond edge_index / type, method."""
+    unknown = sorted(set(elements) - set(ATOM_TYPES))
+    if unknown:
+        raise ValueError(f"element {unknown[0]!r} is not in QM9; valid elements: {', '.join(ATOM_TYPES)}")
+    mol, method = molecule_with_bonds(elements, coords)
+    edge_index, bond_type = bond_list(mol)
+    return {
+        "x": node_features(elements, edge_index),
+        "z": np.array([ATOMIC_NUMBERS[e] for e in elements], dtype=np.int64),
+        "pos": sdf_positions(coords),
+        "edge_index": edge_index,
+        "bond_type": bond_type,
+        "method": method,
+        "mol": mol,
+    }
+
+
+def moleculenet_targets(raw: np.ndarray, elements_list: list[list[str]]) -> np.ndarray:
+    """MoleculeNet's 19 gdb9.sdf.csv columns (``MOLECULENET_COLUMNS``) in float64 from qm9pack's
+    15 target columns (``QM9PACK_TARGET_COLUMNS``, [M, 15]) and each molecule's elements."""
+    raw = np.asarray(raw, dtype=np.float64)
+    counts = np.zeros((len(elements_list), 5))
+    for i, elements in enumerate(elements_list):
+        for e in elements:
+            counts[i, ATOM_TYPES[e]] += 1
+    reference = counts @ ATOM_REFERENCE_EV.T  # [M, 4] Σ atom energies for U0, U, H, G
+    atomisation_kcal = (raw[:, 10:14] * HAR2EV - reference) / KCALMOL2EV
+    return np.concatenate([raw, atomisation_kcal], axis=1)
+
+
+def pyg_targets(moleculenet: np.ndarray) -> np.ndarray:
+    """PyG's y [M, 19] (float32, ``TARGET_NAMES`` order and units) from MoleculeNet's columns,
+    computed exactly as PyG's ``process()``: float32 values, reordered, times ``CONVERSION``."""
+    y = np.asarray(moleculenet, dtype=np.float64).astype(np.float32)
+    y = np.concatenate([y[:, 3:], y[:, :3]], axis=1)
+    return y * CONVERSION[None, :]

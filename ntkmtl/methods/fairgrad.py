@@ -1,0 +1,38 @@
+"""FairGrad — α-fair multi-task learning (Ban & Ji, Fair Resource Allocation in MTL, ICML 2024).
+
+The update d = G ᵀ x maximises the α-fair utility of the task improvements g_kᵀd; its weights
+are the positive root of
+
+    (G Gᵀ) x = x^(−1/α)          (α = 1: proportional fairness, close to Nash-MTL)
+
+applied times K as in the reference. Solved by bounded least squares on the scaled Gramian
+(``solvers.fair_weights``); a relative residual above tolerance — e.g. no positive root, as when
+a task's gradient is zero — is counted in ``solver_failures``.
+"""
+import torch
+
+from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.solvers import fair_weights, report_failure
+
+
+def fair_update_weights(method, grads, alpha, prior=None):
+    """K · x with (G Gᵀ) x = (prior / x)^(1/α), and the log dict with the solver's residual."""
+    x, residual, converged = fair_weights(gramian(grads), alpha, prior)
+    info = {"solver_failures": 0, "residual": residual}
+    if not converged:
+        report_failure(info, method.name, f"(G Gᵀ) x = (p/x)^(1/α) solved only to relative residual {residual:.3g}")
+    weights = method.n_tasks * torch.as_tensor(x, dtype=grads.dtype, device=grads.device)
+    info["weights"] = weights
+    return weights, info
+
+
+class FairGrad(GradientMethod):
+    name = "fairgrad"
+    paper = "Ban & Ji, Fair Resource Allocation in Multi-Task Learning (FairGrad), ICML 2024"
+    hparams = (HParam("alpha", float, 1.0, "fairness α (1 proportional; 2 in some reference scripts)", low=0.0, low_open=True),)
+    default_max_norm = 1.0
+
+    def aggregate(self, grads, losses):
+        weights, info = fair_update_weights(self, grads, self.alpha)
+        return weights @ grads, info

@@ -1,0 +1,49 @@
+"""IMTL-G — impartial MTL, gradient balance (Liu et al., ICLR 2021).
+
+Find weights α (Σ α = 1) such that the update g = Σ_k α_k g_k has equal projections on every
+unit task gradient u_k = g_k / ‖g_k‖: gᵀ(u_1 − u_k) = 0 for k = 2..K. With D = [g_1 − g_k]_k and
+U = [u_1 − u_k]_k this is the closed form
+
+    α_{2..K} = g_1 Uᵀ (D Uᵀ)⁻¹,    α_1 = 1 − Σ_{k≥2} α_k,
+
+computed here from the K × K Gramian only (no P-sized products). A singular system is solved by
+least squares and counted in ``solver_failures``; the reference adds 1e-8·I silently.
+"""
+import torch
+
+from ntkmtl.methods.base import GradientMethod
+from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.solvers import report_failure
+
+NORM_EPS = 1e-12
+
+
+class IMTLG(GradientMethod):
+    name = "imtl"
+    paper = "Liu et al., Towards Impartial Multi-task Learning (IMTL-G), ICLR 2021"
+
+    def aggregate(self, grads, losses):
+        info = {"solver_failures": 0}
+        weights = imtl_weights(self, gramian(grads).double(), info).to(grads.dtype)
+        info["weights"] = weights
+        return weights @ grads, info
+
+
+def imtl_weights(method: GradientMethod, gram: torch.Tensor, info: dict) -> torch.Tensor:
+    """IMTL-G's α from the Gramian A = G Gᵀ (float64)."""
+    k = gram.shape[0]
+    if k == 1:
+        return torch.ones(1, dtype=gram.dtype, device=gram.device)
+    inv_norm = 1.0 / gram.diagonal().clamp_min(0).sqrt().clamp_min(NORM_EPS)
+    gu = gram * inv_norm  # gu[i, j] = g_i · u_j
+    first = gu[0, 0] - gu[0, 1:]  # g_1 · (u_1 − u_k)
+    # (D Uᵀ)[a, b] = (g_1 − g_a) · (u_1 − u_b), a, b = 2..K
+    du = gu[0, 0] - gu[0, 1:][None, :] - gu[1:, 0][:, None] + gu[1:, 1:]
+    try:
+        rest = torch.linalg.solve(du.T, first)  # α_restᵀ = first · (DUᵀ)⁻¹
+        if not torch.isfinite(rest).all():
+            raise RuntimeError("non-finite solution")
+    except RuntimeError as error:
+        report_failure(info, method.name, f"singular IMTL system ({error}); using least squares")
+        rest = torch.linalg.lstsq(du.T, first.unsqueeze(1)).solution.squeeze(1)
+    return torch.cat([(1 - rest.sum()).reshape(1), rest])

@@ -1,0 +1,89 @@
+"""``python -m ntkmtl.tune CONFIG``: run a seed × hyperparameter × method sweep on Ray Tune.
+
+The config is validated completely (keys, methods, hyperparameters, data, storage, W&B) before
+Ray is imported; an invalid config prints one line naming the key and the bad value and exits
+with status 2. ``--dry-run`` prints the plan and starts nothing. See ``ntkmtl/sweep/config.py``
+for the YAML layout and ``tune_configs/`` for examples.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ntkmtl.methods import describe_methods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ntkmtl.tune",
+        description=(
+            "Run every (method, hyperparameters, seed) trial of a sweep config on Ray Tune: early "
+            "stopping, retries, resume, and one Parquet row per trial and epoch."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  python -m ntkmtl.tune tune_configs/quickstart.yaml\n"
+            "  python -m ntkmtl.tune tune_configs/qm9_paper.yaml --dry-run --set data.root=/data/qm9\n"
+            "  python -m ntkmtl.tune tune_configs/qm9_paper.yaml --resume --address auto\n\n"
+            "methods and their hyperparameters (grid them under methods.<name> in the config):\n\n"
+            + describe_methods()
+        ),
+    )
+    parser.add_argument("config", help="sweep config (YAML), e.g. tune_configs/quickstart.yaml")
+    parser.add_argument("--dry-run", action="store_true", help="print the trial table and start nothing")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep from its storage")
+    parser.add_argument("--address", default=None, help="an existing Ray cluster: auto or ray://HOST:PORT (default: start Ray here)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value (YAML syntax), e.g. --set train.epochs=3 --set seeds=[0]",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ntkmtl.sweep.config import load_config
+    from ntkmtl.sweep.plan import build_plan, dry_run_table
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        specs = build_plan(cfg)
+        if args.dry_run:
+            cpus, gpus = _local_resources()
+            print(dry_run_table(cfg, specs, cpus, gpus))
+            return 0
+        from ntkmtl.sweep.tune import run_sweep
+
+        outcome = run_sweep(cfg, resume=args.resume, address=args.address)
+    except ValueError as error:  # ConfigError, StorageError, SweepError, DataError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: continue with --resume", file=sys.stderr)
+        return 130
+    print()
+    print(outcome.table)
+    print(f"{outcome.rows} rows from {outcome.trials} trials in {outcome.output} (read with ntkmtl.sweep.export.read_results)")
+    print(f"Ray experiment: {outcome.experiment_path}")
+    if outcome.errored:
+        print(f"{outcome.errored} trial(s) errored; see the Ray experiment directory for their tracebacks", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _local_resources() -> tuple[float, float]:
+    """CPUs and GPUs of this machine (what a local Ray instance would offer)."""
+    gpus = 0
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except Exception:  # torch without a working CUDA runtime: no GPUs
+        gpus = 0
+    return float(os.cpu_count() or 1), float(gpus)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The registry: all 22 names, and clear errors for bad names and hyperparameters."""
+import pytest
+import torch
+
+from ntkmtl.methods import METHODS, describe_methods, get_method, method_class
+
+REFERENCE_NAMES = [
+    "stl", "ls", "uw", "scaleinvls", "rlw", "dwa", "pcgrad", "mgda", "graddrop", "log_mgda", "cagrad",
+    "log_cagrad", "imtl", "log_imtl", "nashmtl", "famo", "fairgrad", "pivrg", "consmtl", "go4align", "ntkmtl",
+]
+
+
+def test_all_22_names_registered():
+    assert sorted(METHODS) == sorted(REFERENCE_NAMES + ["ntkmtl_sr"])
+    for name, cls in METHODS.items():
+        assert cls.name == name and cls.paper and cls.__module__.endswith(name)
+        assert cls.needs in ("losses", "gradients", "representation")
+
+
+def test_reference_defaults():
+    defaults = {name: {h.name: h.default for h in cls.all_hparams()} for name, cls in METHODS.items()}
+    assert defaults["cagrad"]["c"] == 0.4
+    assert defaults["fairgrad"]["alpha"] == 1.0
+    assert defaults["famo"] == {"gamma": 0.01, "w_lr": 0.025, "max_norm": 0.0}
+    assert defaults["dwa"]["temperature"] == 2.0
+    assert defaults["nashmtl"] == {"optim_niter": 20, "update_weights_every": 1, "max_norm": 1.0}
+    assert defaults["go4align"] == {"robust_step_size": 1e-4, "num_groups": 5, "max_norm": 0.0}
+    assert defaults["ntkmtl"]["ntk_exp"] == 0.5 and defaults["ntkmtl"]["max_norm"] == 1.0
+
+
+def test_unknown_method_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown method 'nash'.*valid methods: .*nashmtl"):
+        get_method("nash", 2)
+
+
+@pytest.mark.parametrize(
+    "name, hparams, pattern",
+    [
+        ("cagrad", {"cc": 0.5}, r"unknown hyperparameter 'cc' \(value 0.5\); valid hyperparameters: c, max_norm"),
+        ("cagrad", {"c": -1.0}, r"c=-1.0 is out of range; valid: float in \[0, inf\]"),
+        ("cagrad", {"c": "big"}, r"c='big' is not a number"),
+        ("fairgrad", {"alpha": 0}, r"alpha=0 is out of range; valid: float in \(0, inf\]"),
+        ("nashmtl", {"optim_niter": 2.5}, r"optim_niter=2.5 is not an integer"),
+        ("famo", {"w_lr": float("nan")}, r"w_lr=nan is not finite"),
+        ("ls", {"max_norm": -1}, r"max_norm=-1 is out of range"),
+        ("go4align", {"num_groups": True}, r"num_groups=True is not a number"),
+        ("stl", {"main_task": 2}, r"main_task=2 is out of range; valid: int in \[0, 1\]"),
+    ],
+)
+def test_bad_hyperparameters_quote_value_and_valid_range(name, hparams, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        get_method(name, 2, **hparams)
+
+
+def test_valid_hyperparameters_are_converted():
+    method = get_method("nashmtl", 3, optim_niter=5.0, max_norm=2)
+    assert method.optim_niter == 5 and isinstance(method.optim_niter, int)
+    assert method.max_norm == 2.0 and isinstance(method.max_norm, float)
+    assert method_class("ntkmtl") is METHODS["ntkmtl"]
+
+
+def test_describe_methods_lists_every_method_and_hparam():
+    text = describe_methods()
+    for name, cls in METHODS.items():
+        assert f"{name}  [{cls.needs}]" in text
+    assert "robust_step_size = 0.0001" in text
+
+
+def test_wrong_loss_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"losses of shape \(3,\), expected \[2\]"):
+        get_method("ls", 2).backward(torch.ones(3, requires_grad=True), [])

@@ -1,0 +1,174 @@
+"""Storage entries: URI parsing, the write probe, node-local rejection, and a sweep on local S3."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.fs
+import pytest
+
+from ntkmtl.sweep import storage as st
+from ntkmtl.sweep.storage import StorageError, check_storage, mount_of, parse_storage
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def test_local_path_and_file_uri_resolve_to_the_same_absolute_path(tmp_path):
+    assert parse_storage(str(tmp_path)) == (None, str(tmp_path))
+    assert parse_storage(f"file://{tmp_path}") == (None, str(tmp_path))
+    assert parse_storage(tmp_path) == (None, str(tmp_path))
+    assert parse_storage({"path": str(tmp_path), "shared": True}) == (None, str(tmp_path))
+
+
+def test_relative_and_home_paths_become_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert parse_storage("results").path == str(tmp_path / "results")
+    assert parse_storage("~/x").path == str(tmp_path / "home" / "x")
+    assert parse_storage(None).path == str(tmp_path / "home" / "ray_results")
+
+
+def test_s3_uri_gives_an_s3_filesystem_and_bucket_path():
+    location = parse_storage("s3://my-bucket/sweeps/qm9/")
+    assert isinstance(location.filesystem, pyarrow.fs.S3FileSystem)
+    assert location.path == "my-bucket/sweeps/qm9"
+    assert location.uri() == "s3://my-bucket/sweeps/qm9"
+    assert location.join("exp", "trial") == "my-bucket/sweeps/qm9/exp/trial"
+    assert location.run_config_kwargs() == {
+        "storage_path": "my-bucket/sweeps/qm9", "storage_filesystem": location.filesystem,
+    }
+    assert parse_storage("s3://my-bucket").path == "my-bucket"
+
+
+def test_s3_endpoint_options_reach_pyarrow(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(st.pyarrow.fs, "S3FileSystem", lambda **kw: seen.update(kw) or "fs")
+    location = parse_storage(
+        {"path": "s3://b/p", "endpoint_url": "http://127.0.0.1:9000", "region": "eu-west-1"}
+    )
+    assert location == ("fs", "b/p")
+    assert seen == {"endpoint_override": "127.0.0.1:9000", "scheme": "http", "region": "eu-west-1"}
+
+
+def test_gs_uri_gives_a_gcs_filesystem():
+    location = parse_storage("gs://bucket/a/b")
+    assert isinstance(location.filesystem, pyarrow.fs.GcsFileSystem)
+    assert location.path == "bucket/a/b"
+    assert location.uri() == "gs://bucket/a/b"
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("hdfs://nn/x", "unsupported scheme 'hdfs'; valid: a local path, file://, s3://, gs://"),
+        ("s3://", "no bucket name"),
+        ("file://host/x", "names no host"),
+        ({"path": "/x", "endpoint_url": "http://h:1"}, "apply to s3:// and gs:// only"),
+        ({"path": "s3://b", "shared": True}, "'shared' applies to local paths only"),
+        ({"path": "gs://b", "region": "us"}, "'region' applies to s3:// only"),
+        ({"path": "s3://b", "endpoint_url": "127.0.0.1:9000"}, "must look like http://host:port"),
+        ({"path": "s3://b", "bucket": "x"}, "unknown option(s) 'bucket'; valid: path, endpoint_url"),
+        ({"endpoint_url": "http://h:1"}, "'path' must be a non-empty path or URI; got None"),
+        ({"path": "/x", "shared": "yes"}, "'shared' must be true or false; got 'yes'"),
+        (3, "got int 3"),
+    ],
+)
+def test_bad_entries_raise_a_specific_value_error(storage, message):
+    with pytest.raises(ValueError) as info:
+        parse_storage(storage)
+    assert message in str(info.value)
+    assert isinstance(info.value, StorageError)
+
+
+# --- mounts and node-local rejection -------------------------------------------------------
+
+
+@pytest.fixture
+def fake_mounts(tmp_path, monkeypatch):
+    """/proc/mounts with an NFS mount at tmp_path/nfs and the rest on ext4."""
+    (tmp_path / "nfs").mkdir()
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw 0 0\n"
+        f"server:/export {tmp_path / 'nfs'} nfs4 rw,vers=4.2 0 0\n"
+        "proc /proc proc rw 0 0\n"
+    )
+    monkeypatch.setattr(st, "MOUNTS_FILE", str(mounts))
+    return tmp_path
+
+
+def test_mount_of_finds_the_innermost_mount_of_missing_paths_too(fake_mounts):
+    nfs = fake_mounts / "nfs"
+    assert mount_of(nfs / "not" / "yet" / "there") == (str(nfs), "nfs4")
+    assert mount_of(fake_mounts / "local") == ("/", "ext4")
+
+
+def test_multi_node_rejects_node_local_paths_with_the_reason_and_the_fix(fake_mounts):
+    local = fake_mounts / "local"
+    with pytest.raises(StorageError) as info:
+        check_storage(str(local), multi_node=True)
+    text = str(info.value)
+    assert f"storage {str(local)!r} is on a node-local filesystem (ext4 mounted at /)" in text
+    assert "Ray 2.7" in text and "s3://bucket/prefix" in text and "shared: true" in text
+    assert not local.exists(), "the check must fail before writing anything"
+    with pytest.raises(StorageError, match="no storage set, so Ray's default storage"):
+        check_storage(None, multi_node=True)
+
+
+def test_shared_mounts_and_explicit_shared_pass_on_multi_node(fake_mounts):
+    nfs_results = fake_mounts / "nfs" / "results"
+    assert check_storage(str(nfs_results), multi_node=True) == (None, str(nfs_results))
+    local = fake_mounts / "local"
+    assert check_storage({"path": str(local), "shared": True}, multi_node=True).path == str(local)
+    assert check_storage(str(local), multi_node=False).path == str(local)
+
+
+def test_probe_creates_the_directory_and_leaves_no_file(tmp_path):
+    target = tmp_path / "a" / "b"
+    check_storage(str(target), multi_node=False)
+    assert target.is_dir() and list(target.iterdir()) == []
+
+
+def test_unwritable_local_storage_names_the_path_and_the_cause(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError) as info:
+        check_storage(str(blocker / "results"), multi_node=False)
+    text = str(info.value)
+    assert text.startswith(f"storage {str(blocker / 'results')!r} is not writable: ")
+    assert "NotADirectoryError" in text and "Cannot create directory" in text
+
+
+# --- an S3-compatible server on localhost --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 with one bucket; yields its endpoint URL."""
+    moto_server = pytest.importorskip("moto.server")
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    pyarrow.fs.S3FileSystem(
+        endpoint_override=f"{host}:{port}", scheme="http", allow_bucket_creation=True
+    ).create_dir("sweeps")
+    yield f"http://{host}:{port}"
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_probe_on_s3_writes_and_cleans_up(s3_server):
+    location = check_storage({"path": "s3://sweeps/probe", "endpoint_url": s3_server}, multi_node=True)
+    files = location.filesystem.get_file_info(pyarrow.fs.FileSelector("sweeps/probe", recursive=True))
+    assert [f.path for f in files if f.type == pyarrow.fs.FileType.File] == []
+
+
+def test_missing_bucket_is_reported_with_its_uri(s3_server):
+    with pytest.raises(StorageError, match=r"storage 's3://nope/x' is not writable: OSError: .*Bucket 'nope'"):
+        check_storage({"path": "s3://nope/x", "endpoint_url": s3_server}, multi_node=False)
