@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -80,14 +81,14 @@ def read_annotations(root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     with open(attr_path) as f:
         lines = f.read().splitlines()
     _check_header(attr_path, lines[:2])
-    rows = [line.split() for line in lines[2:] if line.strip()]
+    rows = [line.split(maxsplit=1) for line in lines[2:] if line.strip()]
     if len(rows) != int(lines[0]):
         raise _malformed(attr_path, f"line 1 announces {lines[0].strip()} images but {len(rows)} lines follow")
-    bad = next((i for i, row in enumerate(rows) if len(row) != 41 or any(v not in ("1", "-1") for v in row[1:])), None)
-    if bad is not None:
-        raise _malformed(attr_path, f"line {bad + 3} is {lines[bad + 2]!r}, not a file name and 40 values 1/-1")
     names = [row[0] for row in rows]
-    labels = (np.array([row[1:] for row in rows], dtype=np.int8) > 0).astype(np.uint8)
+    labels = _attribute_values(rows)
+    if labels is None:
+        bad = next(i for i, row in enumerate(rows) if len(row) != 2 or not _valid_values(row[1].split()))
+        raise _malformed(attr_path, f"line {bad + 3} is {lines[bad + 2]!r}, not a file name and 40 values 1/-1")
 
     with open(part_path) as f:
         parts = [line.split() for line in f.read().splitlines() if line.strip()]
@@ -95,6 +96,22 @@ def read_annotations(root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         raise _malformed(part_path, "its lines are not '<file> <0|1|2>' for exactly the images of "
                          f"{ATTR_FILE}, in the same order")
     return names, labels, np.array([int(p[1]) for p in parts], dtype=np.int64)
+
+
+def _attribute_values(rows: list[list[str]]) -> np.ndarray | None:
+    """[N, 40] labels in {0, 1} (uint8) from the rows' value columns; None if any row is malformed.
+    Parsed by numpy in one pass: 8 million tokens are too many for a Python loop."""
+    text = "\n".join(row[1] if len(row) == 2 else "x" for row in rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # numpy's note on text it cannot parse
+        values = np.fromstring(text, dtype=np.int8, sep=" ")
+    if values.size != 40 * len(rows) or not np.isin(values, (-1, 1)).all():
+        return None
+    return (values.reshape(len(rows), 40) > 0).astype(np.uint8)
+
+
+def _valid_values(tokens: list[str]) -> bool:
+    return len(tokens) == 40 and all(v in ("1", "-1") for v in tokens)
 
 
 def _check_header(attr_path: Path, head: list[str]) -> None:
@@ -118,14 +135,22 @@ def cached_images(root: Path, names: list[str], size: int, cache_dir: Path) -> n
     digest = hashlib.sha1("\n".join([str(root)] + names).encode()).hexdigest()[:12]
     path = cache_dir / f"celeba_{size}px_{len(names)}_{digest}.npy"
     if not path.exists():
+        present = set(os.listdir(root / IMAGE_DIR))
+        missing = next((name for name in names if name not in present), None)
+        if missing is not None:
+            raise data_error("CelebA", root / IMAGE_DIR / missing, "image listed in the annotation file is missing",
+                             LAYOUT, SOURCE)
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
-        for i, name in enumerate(tqdm(names, desc=f"CelebA → {size}px cache", unit="img", mininterval=2.0)):
-            out[i] = load_image(root / IMAGE_DIR / name, size)
-        out.flush()
-        del out
-        os.replace(tmp, path)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
+            for i, name in enumerate(tqdm(names, desc=f"CelebA → {size}px cache", unit="img", mininterval=2.0)):
+                out[i] = load_image(root / IMAGE_DIR / name, size)
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return np.load(path, mmap_mode="r")
 
 
@@ -133,8 +158,11 @@ def load_image(path: Path, size: int) -> np.ndarray:
     """One JPEG as uint8 [size, size, 3] (RGB, bilinear resize like torchvision's Resize)."""
     if not path.is_file():
         raise data_error("CelebA", path, "image listed in the annotation file is missing", LAYOUT, SOURCE)
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    except OSError as exc:
+        raise data_error("CelebA", path, f"not a readable image ({exc})", LAYOUT, SOURCE) from None
 
 
 class CelebAImages(Dataset):
@@ -158,7 +186,8 @@ class CelebA(Benchmark):
     defaults = TrainDefaults(epochs=15, batch_size=256, lr=3e-4, scheduler="cosine")
     data_options = (
         HParam("root", str, "~/data/celeba", "the CelebA folder (Img/, Anno/, Eval/)"),
-        HParam("cache_dir", str, "~/.cache/ntkmtl/celeba", "where the resized uint8 image cache goes (node-local is best)"),
+        HParam("cache_dir", str, "~/.cache/ntkmtl/celeba",
+               "where the resized uint8 image cache goes (node-local disk is best)"),
         HParam("image_size", int, 64, "images are resized to image_size × image_size", low=8, high=512),
         HParam("max_train", int, None, "use only the first max_train training images (quick runs)", low=1),
         HParam("max_val", int, None, "use only the first max_val validation images", low=1),
@@ -201,7 +230,7 @@ class CelebA(Benchmark):
         rows = {s: np.searchsorted(used, idx) for s, idx in chosen.items()}
         datasets = {s: CelebAImages(images, labels, r) for s, r in rows.items()}
         return (
-            train_loader(datasets["train"], batch_size, seed, num_workers),
+            train_loader(datasets["train"], batch_size, seed, num_workers, drop_single=True),
             eval_loader(datasets["val"], batch_size, num_workers),
             eval_loader(datasets["test"], batch_size, num_workers),
         )

@@ -45,9 +45,11 @@ def first(indices: Sequence[int] | np.ndarray, limit: int | None) -> np.ndarray:
     return indices if limit is None else indices[:limit]
 
 
-def train_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0) -> DataLoader:
-    """Shuffled by a generator seeded with ``seed``. A last batch of one sample is dropped:
-    BatchNorm cannot normalise a single feature vector in training mode."""
+def train_loader(
+    dataset: Dataset, batch_size: int, seed: int, num_workers: int = 0, drop_single: bool = False
+) -> DataLoader:
+    """Shuffled by a generator seeded with ``seed``. ``drop_single``: drop a last batch of one
+    sample, for models whose BatchNorm1d cannot normalise a single feature vector in training."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
@@ -55,7 +57,7 @@ def train_loader(dataset: Dataset, batch_size: int, seed: int, num_workers: int 
         shuffle=True,
         generator=generator,
         num_workers=num_workers,
-        drop_last=len(dataset) % batch_size == 1,
+        drop_last=drop_single and len(dataset) % batch_size == 1,
         pin_memory=torch.cuda.is_available(),
     )
 

@@ -88,20 +88,22 @@ def xyz_block(elements: list[str], coords: np.ndarray) -> str:
 
 
 @contextmanager
-def _quiet_stdout():
-    """Silence C-level stdout (YAeHMOP prints Hückel warnings there) for the enclosed call."""
+def _quiet_c_output():
+    """Silence C-level stdout and stderr (YAeHMOP prints Hückel warnings) for the enclosed call."""
     libc = ctypes.CDLL(None)
-    saved = os.dup(1)
+    saved = [os.dup(1), os.dup(2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         libc.fflush(None)
         os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         yield
     finally:
         libc.fflush(None)
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [devnull]:
+            os.close(fd)
 
 
 def molecule_with_bonds(elements: list[str], coords: np.ndarray, methods: tuple[str, ...] = BOND_METHODS):
@@ -126,10 +128,10 @@ def molecule_with_bonds(elements: list[str], coords: np.ndarray, methods: tuple[
             if method == "vdw":
                 rdDetermineBonds.DetermineBonds(mol, charge=0)
             elif method == "hueckel":
-                with _quiet_stdout():
+                with _quiet_c_output():
                     rdDetermineBonds.DetermineBonds(mol, charge=0, useHueckel=True)
             else:
-                with _quiet_stdout():
+                with _quiet_c_output():
                     rdDetermineBonds.DetermineConnectivity(mol, useHueckel=True, charge=0)
         except (ValueError, RuntimeError) as error:
             errors.append(f"{method}: {error}")

@@ -65,6 +65,7 @@ from ntkmtl.benchmarks.qm9_convert import (
     QM9PACK_TARGET_COLUMNS,
     TARGET_NAMES,
     complete_bond_types,
+    complete_graph,
     convert_molecule,
     moleculenet_targets,
     parse_coordinates,
@@ -90,6 +91,7 @@ PYG_LAYOUT = (
 PYG_HOW = "run torch_geometric.datasets.QM9(root) once on a machine with internet, then copy root here"
 _CSV_COLUMNS = ("Index", "Elements", "XYZ_Ang") + QM9PACK_TARGET_COLUMNS
 _CHUNK = 2000
+_N_CACHE: dict[str, int] = {}  # molecules per source signature, filled by every CSV read
 
 
 def default_cache_dir() -> Path:
@@ -133,10 +135,8 @@ def read_qm9pack(files: Sequence[Path], columns: Sequence[str] = _CSV_COLUMNS) -
             ) from None
         for c in columns:
             out[c].extend(table.column(c).to_pylist())
+    _N_CACHE[json.dumps(_file_signature(files))] = len(out[columns[0]])
     return out
-
-
-_N_CACHE: dict[str, int] = {}
 
 
 def n_molecules(source: str = "qm9pack", root: str | Path | None = None) -> int:
@@ -147,8 +147,18 @@ def n_molecules(source: str = "qm9pack", root: str | Path | None = None) -> int:
     files = qm9pack_files(root)
     key = json.dumps(_file_signature(files))
     if key not in _N_CACHE:
-        _N_CACHE[key] = len(read_qm9pack(files, ("Index",))["Index"])
+        _N_CACHE[key] = sum(_count_rows(path) for path in files)
     return _N_CACHE[key]
+
+
+def _count_rows(path: Path) -> int:
+    """Data rows of a CSV file whose cells hold no line breaks (qm9pack's): lines − header."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n") - 1
 
 
 class QM9Graphs(Dataset):
@@ -232,18 +242,15 @@ def load_qm9(source: str = "qm9pack", root: str | Path | None = None, cache_dir:
     """
     source = _check_source(source)
     cache = Path(cache_dir).expanduser().resolve() if cache_dir is not None else default_cache_dir()
-    if source == "pyg":
-        signature = _pyg_signature(root)
-    else:
-        signature = _file_signature(qm9pack_files(root))
-    n_total = n_molecules(source, root)
-    wanted = None if indices is None else _check_indices(indices, n_total)
+    signature = _pyg_signature(root) if source == "pyg" else _file_signature(qm9pack_files(root))
     family = f"{source}-{hashlib.sha1(json.dumps(signature).encode()).hexdigest()[:12]}"
     full = cache / f"{family}-full"
     if store_is_complete(full):
-        return QM9Graphs(Store(full), wanted)
+        store = Store(full)
+        return QM9Graphs(store, None if indices is None else _check_indices(indices, len(store)))
+    wanted = None if indices is None else _check_indices(indices, n_molecules(source, root))
     if wanted is None:
-        selection, path = np.arange(n_total), full
+        selection, path = np.arange(n_molecules(source, root)), full
     else:
         selection = np.unique(wanted)
         path = cache / f"{family}-n{len(selection)}-{hashlib.sha1(selection.tobytes()).hexdigest()[:12]}"
@@ -257,9 +264,7 @@ def load_qm9(source: str = "qm9pack", root: str | Path | None = None, cache_dir:
             meta.update(source=source, signature=signature, build_seconds=time.perf_counter() - started)
             write_store(path, arrays, meta)
     store = Store(path)
-    if wanted is None:
-        return QM9Graphs(store)
-    return QM9Graphs(store, np.searchsorted(np.asarray(store.position), wanted))
+    return QM9Graphs(store, None if wanted is None else np.searchsorted(np.asarray(store.position), wanted))
 
 
 def _check_source(source: str) -> str:
@@ -296,12 +301,9 @@ def _build_lock(path: Path):
 
 
 def _convert_chunk(chunk: tuple[list[str], list[str]]) -> dict[str, np.ndarray]:
-    """Worker: convert molecules (Elements cells, XYZ_Ang cells) to concatenated store arrays."""
-    elements_cells, xyz_cells = chunk
+    """Worker (numpy + RDKit only): molecules (Elements cells, XYZ_Ang cells) → store arrays."""
     parts: dict[str, list] = {k: [] for k in ("x", "z", "pos", "edge_bond", "n_atoms", "bond_method")}
-    rows, cols = [], []
-    offset = 0
-    for elements_cell, xyz_cell in zip(elements_cells, xyz_cells):
+    for elements_cell, xyz_cell in zip(*chunk):
         elements = parse_elements(elements_cell)
         molecule = convert_molecule(elements, parse_coordinates(xyz_cell))
         n = len(elements)
@@ -311,16 +313,24 @@ def _convert_chunk(chunk: tuple[list[str], list[str]]) -> dict[str, np.ndarray]:
         parts["edge_bond"].append(complete_bond_types(n, molecule["edge_index"], molecule["bond_type"]))
         parts["n_atoms"].append(n)
         parts["bond_method"].append(BOND_METHODS.index(molecule["method"]))
-        grid = np.arange(n * n)
-        keep = grid // n != grid % n
-        rows.append(grid[keep] // n + offset)
-        cols.append(grid[keep] % n + offset)
-        offset += n
-    out = {k: np.concatenate(v) if k in ("x", "z", "pos", "edge_bond") else np.array(v) for k, v in parts.items()}
-    pos = torch.from_numpy(out["pos"])
-    row, col = torch.from_numpy(np.concatenate(rows)), torch.from_numpy(np.concatenate(cols))
-    out["edge_dist"] = torch.norm(pos[col] - pos[row], p=2, dim=-1).numpy()  # as T.Distance(norm=False)
-    return out
+    return {k: np.concatenate(v) if k in ("x", "z", "pos", "edge_bond") else np.array(v) for k, v in parts.items()}
+
+
+def complete_distances(pos: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
+    """Distances of every complete-graph edge of consecutive molecules (``pos`` concatenated),
+    computed as ``T.Distance(norm=False)`` does, so they are bitwise equal to it."""
+    node_ptr = np.concatenate([[0], np.cumsum(n_atoms)])
+    edges = np.concatenate([complete_graph(int(n)) + start for n, start in zip(n_atoms, node_ptr[:-1])], axis=1)
+    pos = torch.from_numpy(np.ascontiguousarray(pos))
+    row, col = torch.from_numpy(edges)
+    return torch.norm(pos[col] - pos[row], p=2, dim=-1).numpy()
+
+
+def _pool_context():
+    """Fork where available: workers need no re-import of ``__main__`` (works from notebooks,
+    stdin and Ray workers) and never touch torch, so forking a torch process is safe."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: bool) -> tuple[dict, dict]:
@@ -341,7 +351,7 @@ def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: 
     bar = tqdm(total=len(selection), desc="QM9: molecules → complete graphs", unit="mol", disable=not progress)
     workers = min(os.cpu_count() or 1, len(chunks))
     if workers > 1:
-        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+        with _pool_context().Pool(workers) as pool:
             for result in pool.imap(_convert_chunk, chunks):
                 results.append(result)
                 bar.update(len(result["n_atoms"]))
@@ -350,6 +360,8 @@ def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: 
             results.append(_convert_chunk(chunk))
             bar.update(len(chunk[0]))
     bar.close()
+    for result in results:
+        result["edge_dist"] = complete_distances(result["pos"], result["n_atoms"])
     raw = np.array([[table[c][i] for c in QM9PACK_TARGET_COLUMNS] for i in selection], dtype=np.float64)
     y = pyg_targets(moleculenet_targets(raw, [parse_elements(e) for e in elements]))
     arrays = _assemble(results, y, np.array([table["Index"][i] for i in selection], dtype=np.int64) - 1, selection)
@@ -413,14 +425,11 @@ def _build_from_pyg(root: str | Path | None, selection: np.ndarray, progress: bo
         data = dataset[int(i)]
         n = data.num_nodes
         bond = data.edge_attr.argmax(1).numpy() if data.edge_attr.numel() else np.zeros(0, np.int64)
-        pos = data.pos.to(torch.float32)
-        grid = torch.arange(n * n)
-        keep = grid // n != grid % n
-        row, col = grid[keep] // n, grid[keep] % n
+        pos = data.pos.to(torch.float32).numpy()
         results.append({
-            "x": data.x.numpy().astype(np.float32), "z": data.z.numpy().astype(np.int8), "pos": pos.numpy(),
+            "x": data.x.numpy().astype(np.float32), "z": data.z.numpy().astype(np.int8), "pos": pos,
             "edge_bond": complete_bond_types(n, data.edge_index.numpy(), bond),
-            "edge_dist": torch.norm(pos[col] - pos[row], p=2, dim=-1).numpy(),
+            "edge_dist": complete_distances(pos, np.array([n])),
             "n_atoms": np.array([n]), "bond_method": np.array([-1], dtype=np.int8),
         })
         ys.append(data.y.numpy().reshape(-1))

@@ -42,16 +42,20 @@ def task_gradients(
     """
     losses = losses.reshape(-1)
     n_tasks = losses.numel()
-    grads = torch.zeros(n_tasks, flat_size(shared), dtype=losses.dtype, device=losses.device)
+    grads = torch.empty(n_tasks, flat_size(shared), dtype=losses.dtype, device=losses.device)
     for k in range(n_tasks):
         keep = retain_graph or k < n_tasks - 1
         if not losses[k].requires_grad:
+            grads[k].zero_()
             continue
         parts = torch.autograd.grad(losses[k], shared, retain_graph=keep, allow_unused=True)
         offset = 0
         for p, g in zip(shared, parts):
-            if g is not None:
-                grads[k, offset : offset + p.numel()].copy_(g.reshape(-1))
+            row = grads[k, offset : offset + p.numel()]
+            if g is None:
+                row.zero_()
+            else:
+                row.copy_(g.reshape(-1))
             offset += p.numel()
     return grads
 
@@ -66,7 +70,7 @@ def write_flat_gradient(direction: torch.Tensor, parameters: Sequence[torch.Tens
     offset = 0
     for p in parameters:
         n = p.numel()
-        p.grad = direction[offset : offset + n].view_as(p).to(p.dtype).clone()
+        p.grad = direction[offset : offset + n].view_as(p).to(p.dtype)  # a view: no copy
         offset += n
     if offset != direction.numel():
         raise ValueError(f"gradient of size {direction.numel()} for parameters of total size {offset}")
@@ -115,13 +119,18 @@ def representation_chunk_norms(
     slices = chunk_slices(rows, n)
     if len(slices) != n:
         raise ValueError(f"losses have {n} chunks but the representation has {rows} rows")
-    norms = torch.zeros(n, n_tasks, dtype=losses.dtype, device=losses.device)
+    chunk_of_row = torch.cat(
+        [torch.full((s.stop - s.start,), j, dtype=torch.long) for j, s in enumerate(slices)]
+    ).to(losses.device)
+    # grad_outputs selecting task k's column: no new graph nodes per task
+    selectors = torch.zeros(n_tasks, n, n_tasks, dtype=losses.dtype, device=losses.device)
+    selectors[torch.arange(n_tasks), :, torch.arange(n_tasks)] = 1.0
+    squared = torch.zeros(n_tasks, rows, dtype=losses.dtype, device=losses.device)
     for k in range(n_tasks):
         z = representation[k] if per_task else representation
-        (grad,) = torch.autograd.grad(losses[:, k].sum(), z, retain_graph=True, allow_unused=True)
-        if grad is None:
-            continue
-        squared = grad.reshape(rows, -1).pow(2).sum(1)
-        for j, s in enumerate(slices):
-            norms[j, k] = squared[s].sum()
-    return norms
+        (grad,) = torch.autograd.grad(losses, z, grad_outputs=selectors[k], retain_graph=True, allow_unused=True)
+        if grad is not None:
+            squared[k] = torch.linalg.vector_norm(grad.reshape(rows, -1), dim=1)
+    squared.square_()
+    norms = torch.zeros(n_tasks, n, dtype=losses.dtype, device=losses.device)
+    return norms.index_add_(1, chunk_of_row, squared).T

@@ -26,15 +26,9 @@ import torch
 
 from ntkmtl.methods.base import GradientMethod, HParam
 from ntkmtl.methods.gradients import apply_aggregated_gradient, gramian
-from ntkmtl.methods.solvers import as_numpy, nash_weights, report_failure
+from ntkmtl.methods.solvers import as_numpy, nash_residual, nash_weights, report_failure
 
 KKT_TOL = 1e-3
-
-
-def kkt_residual(gram: np.ndarray, alpha: np.ndarray) -> float:
-    """‖G Gᵀα − 1/α‖ / ‖1/α‖: 0 exactly at the Nash bargaining solution."""
-    inverse = 1 / np.maximum(alpha, 1e-30)
-    return float(np.linalg.norm(gram @ alpha - inverse) / np.linalg.norm(inverse))
 
 
 class NashMTL(GradientMethod):
@@ -80,7 +74,7 @@ class NashMTL(GradientMethod):
         self.log_norm_param.value = float(np.log(norm))
         alpha = self.alpha.numpy().copy()
         for _ in range(self.optim_niter):
-            if kkt_residual(gram * norm, alpha) < 1e-3:
+            if nash_residual(gram * norm, alpha) < 1e-3:
                 break
             # φ(α) = Σ log α_k + log (Gα)_k linearised at the previous iterate, divided by ‖GGᵀ‖
             self.slope_param.value = (1 / alpha + (1 / (gram @ alpha)) @ gram) / norm
@@ -109,7 +103,7 @@ class NashMTL(GradientMethod):
                 alpha, residual, _ = nash_weights(torch.from_numpy(gram), self.alpha.numpy(), self.optim_niter)
             else:
                 alpha = self.solve(gram / norm, norm, info)
-                residual = kkt_residual(gram, alpha)
+                residual = nash_residual(gram, alpha)
             info["kkt_residual"] = residual
             if not residual <= KKT_TOL and info["solver_failures"] == 0:
                 report_failure(info, self.name, f"relative KKT residual ‖GGᵀα − 1/α‖/‖1/α‖ = {residual:.3g} after {self.optim_niter} iterations")

@@ -49,7 +49,7 @@ class NTKMTL(GradientMethod):
         return self.n
 
     def aggregate(self, grads, losses):
-        eigenvalues = (grads * grads).sum(1)  # diag(G Gᵀ) without forming the Gramian
+        eigenvalues = torch.linalg.vector_norm(grads, dim=1).square()  # diag(G Gᵀ), no K × P temporary
         weights = ntk_weights(eigenvalues, self.ntk_exp, self.eps)
         direction = self.n_tasks * (weights @ grads)
         return direction, {"weights": weights, "ntk_eigenvalues": eigenvalues}

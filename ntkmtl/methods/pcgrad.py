@@ -10,16 +10,18 @@ weights are 𝟙ᵀC. The order is drawn from torch's global CPU generator (rest
 trainer's RNG state). As in the paper, and unlike the reference, a task is never projected on
 its own gradient.
 """
+import numpy as np
 import torch
 
 from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.solvers import as_numpy
 
 
-def pcgrad_coefficients(gram: torch.Tensor) -> torch.Tensor:
-    """C (K × K) with g_i^PC = Σ_j C_ij g_j, from the Gramian (float64, CPU)."""
+def pcgrad_coefficients(gram: np.ndarray) -> np.ndarray:
+    """C (K × K) with g_i^PC = Σ_j C_ij g_j, from the Gramian (float64)."""
     k = gram.shape[0]
-    coefficients = torch.eye(k, dtype=gram.dtype)
+    coefficients = np.eye(k)
     for i in range(k):
         for j in torch.randperm(k).tolist():
             if j == i or not gram[j, j] > 0:
@@ -36,6 +38,6 @@ class PCGrad(GradientMethod):
     default_max_norm = 1.0
 
     def aggregate(self, grads, losses):
-        gram = gramian(grads).to(device="cpu", dtype=torch.float64)
-        weights = pcgrad_coefficients(gram).sum(0).to(device=grads.device, dtype=grads.dtype)
+        coefficients = pcgrad_coefficients(as_numpy(gramian(grads)))
+        weights = torch.as_tensor(coefficients.sum(0), dtype=grads.dtype, device=grads.device)
         return weights @ grads, {"weights": weights}

@@ -13,6 +13,8 @@ training loss since the first epoch — the same form as a Δm term, with the fi
 baseline. A trainer that has validation Δm terms may pass them with ``set_scores``. Scores start
 at 0 (uniform prior) as in the reference.
 """
+import math
+
 import torch
 
 from ntkmtl.methods.base import GradientMethod, HParam
@@ -50,7 +52,7 @@ class PIVRG(GradientMethod):
 
     def prior(self) -> torch.Tensor:
         spread = float(self.scores.max() - self.scores.min())
-        temperature = max(spread / torch.log(torch.tensor(self.bound)).item(), self.mintemp)
+        temperature = max(spread / math.log(self.bound), self.mintemp)
         return self.n_tasks * torch.softmax(self.scores / temperature, dim=0)
 
     def aggregate(self, grads, losses):

@@ -193,7 +193,12 @@ def nash_weights(gram: torch.Tensor, start: np.ndarray, max_iter: int, tol: floa
         alpha = alpha - (step / (1.0 + decrement) if decrement > 0.25 else step)
         if decrement < 1e-10:
             break
-    inverse = 1.0 / alpha
-    residual = float(np.linalg.norm(a @ alpha - inverse) / np.linalg.norm(inverse))
+    residual = nash_residual(a, alpha)
     converged = bool(np.all(np.isfinite(alpha)) and np.all(alpha > 0) and residual <= tol)
     return alpha / math.sqrt(scale), residual, converged
+
+
+def nash_residual(gram: np.ndarray, alpha: np.ndarray) -> float:
+    """‖Aα − 1/α‖ / ‖1/α‖: 0 exactly at the Nash bargaining solution, whatever A's scale."""
+    inverse = 1.0 / np.maximum(alpha, 1e-30)
+    return float(np.linalg.norm(gram @ alpha - inverse) / np.linalg.norm(inverse))

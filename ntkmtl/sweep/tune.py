@@ -337,7 +337,8 @@ def experiment_exists(location: StorageLocation, name: str) -> bool:
 def _start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
-    ray.init(address=address, include_dashboard=False, configure_logging=True, logging_level="WARNING")
+    # "local": a fresh Ray instance on this machine, never one some other process happens to run.
+    ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING")
 
 
 def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1) -> SweepOutcome:

@@ -62,7 +62,7 @@ class TwoTaskProblem:
                 method.update(self.losses()[0])
         return info
 
-    def optimizer(self, method, lr=0.01):
+    def optimizer(self, method, lr=0.03):
         return torch.optim.Adam(
             [{"params": self.shared + self.head_params}, {"params": method.parameters(), "lr": 0.025}], lr=lr
         )

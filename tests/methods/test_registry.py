@@ -23,7 +23,7 @@ def test_reference_defaults():
     assert defaults["fairgrad"]["alpha"] == 1.0
     assert defaults["famo"] == {"gamma": 0.01, "w_lr": 0.025, "max_norm": 0.0}
     assert defaults["dwa"]["temperature"] == 2.0
-    assert defaults["nashmtl"] == {"optim_niter": 20, "update_weights_every": 1, "max_norm": 1.0}
+    assert defaults["nashmtl"] == {"optim_niter": 20, "solver": "newton", "update_weights_every": 1, "max_norm": 1.0}
     assert defaults["go4align"] == {"robust_step_size": 1e-4, "num_groups": 5, "max_norm": 0.0}
     assert defaults["ntkmtl"]["ntk_exp"] == 0.5 and defaults["ntkmtl"]["max_norm"] == 1.0
 

@@ -45,6 +45,7 @@ TABLE = [
     ("fairgrad", {"alpha": 2.0}, ORTHOGONAL, None, [2, 2 * 4 ** (-2 / 3)], [2, 4 * 4 ** (-2 / 3)]),
     # Nash-MTL: the same equation as FairGrad α=1 (GGᵀα = 1/α), without the factor K
     ("nashmtl", {}, ORTHOGONAL, None, [1, 0.5], [1, 1]),
+    ("nashmtl", {"solver": "ecos"}, ORTHOGONAL, None, [1, 0.5], [1, 1]),
     # PIVRG with no scores yet: uniform prior, FairGrad α = 2
     ("pivrg", {}, ORTHOGONAL, None, [2, 2 * 4 ** (-2 / 3)], [2, 4 * 4 ** (-2 / 3)]),
     ("consmtl", {}, ORTHOGONAL, None, [2, 2 * 4 ** (-2 / 3)], [2, 4 * 4 ** (-2 / 3)]),
@@ -112,10 +113,11 @@ def test_imtl_equalises_projections_on_unit_gradients(k):
     assert math.isclose(float(info["weights"].sum()), 1.0, rel_tol=1e-9)
 
 
+@pytest.mark.parametrize("solver", ["newton", "ecos"])
 @pytest.mark.parametrize("k", [3, 5])
-def test_nashmtl_satisfies_its_kkt_condition(k):
+def test_nashmtl_satisfies_its_kkt_condition(k, solver):
     rows = torch.tensor(random_gradients(k, seed=k), dtype=torch.float64)
-    grad, info = linear_step("nashmtl", rows.tolist())
+    grad, info = linear_step("nashmtl", rows.tolist(), solver=solver)
     alpha = info["weights"].double()
     gram = rows @ rows.T
     assert torch.allclose(gram @ alpha, 1 / alpha, rtol=1e-3)
@@ -150,3 +152,35 @@ def test_pcgrad_projected_gradients_never_conflict_pairwise_for_two_tasks():
     pc2 = g[1] - (g[1] @ g[0]) / (g[0] @ g[0]) * g[0]
     assert abs(pc1 @ g[1]) < 1e-12 and abs(pc2 @ g[0]) < 1e-12
     assert torch.allclose(grad, pc1 + pc2)
+
+
+def test_nashmtl_newton_solves_where_the_reference_scheme_stalls():
+    # (GGᵀ·𝟙)_0 < 0: the reference's linearisation at α = 1 is unbounded and it keeps α = 1
+    rows = [[1.0, 0.0], [-1.2, 4.6]]
+    gram = torch.tensor(rows, dtype=torch.float64) @ torch.tensor(rows, dtype=torch.float64).T
+    assert (gram @ torch.ones(2, dtype=torch.float64))[0] < 0
+    _, info = linear_step("nashmtl", rows)
+    assert info["solver_failures"] == 0 and info["kkt_residual"] < 1e-9
+    _, info = linear_step("nashmtl", rows, solver="ecos")
+    assert info["solver_failures"] == 1 and torch.equal(info["weights"], torch.ones(2, dtype=torch.float64))
+
+
+# TorchJD's documented outputs for J = [[-4, 1, 1], [6, 1, 1]] (torchjd.aggregation docstrings),
+# and the factor between its scale convention and ours (ours: the reference library's).
+TORCHJD = [
+    ("pcgrad", {}, [0.5848, 3.8012, 3.8012], 1.0),
+    ("imtl", {}, [0.0767, 1.0, 1.0], 1.0),
+    ("mgda", {}, [0.0, 1.0, 1.0], 2.0),  # we apply K · x
+    ("cagrad", {"c": 0.5}, [0.1835, 1.2041, 1.2041], 2 / 1.25),  # we apply K · d / (1 + c²)
+    ("nashmtl", {}, [0.0542, 0.7061, 0.7061], None),  # same direction; TorchJD's α is on a rescaled Gramian
+]
+
+
+@pytest.mark.parametrize("name, hparams, expected, factor", TORCHJD, ids=[r[0] for r in TORCHJD])
+def test_directions_agree_with_torchjd(name, hparams, expected, factor):
+    grad, _ = linear_step(name, [[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]], **hparams)
+    expected = torch.tensor(expected, dtype=torch.float64)
+    if factor is None:
+        factor = float(grad @ expected / (expected @ expected))
+        assert factor > 0
+    assert torch.allclose(grad, factor * expected, atol=2e-4, rtol=2e-4)

@@ -1,13 +1,21 @@
 """Storage entries: URI parsing, the write probe, node-local rejection, and a sweep on local S3."""
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.fs
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from ntkmtl.sweep import storage as st
+from ntkmtl.sweep.export import read_results
 from ntkmtl.sweep.storage import StorageError, check_storage, mount_of, parse_storage
 
 # --- parsing -------------------------------------------------------------------------------
@@ -172,3 +180,66 @@ def test_probe_on_s3_writes_and_cleans_up(s3_server):
 def test_missing_bucket_is_reported_with_its_uri(s3_server):
     with pytest.raises(StorageError, match=r"storage 's3://nope/x' is not writable: OSError: .*Bucket 'nope'"):
         check_storage({"path": "s3://nope/x", "endpoint_url": s3_server}, multi_node=False)
+
+
+def read_s3_json_lines(filesystem, path: str) -> list[dict]:
+    with filesystem.open_input_stream(path) as f:
+        return [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_path):
+    """A toy sweep with moto's S3 as storage: Ctrl-C mid-sweep, then --resume completes it."""
+    storage = {"path": "s3://sweeps/runs", "endpoint_url": s3_server}
+    config = {
+        "name": "s3sweep", "benchmark": "toy", "data": {"n_train": 128, "n_val": 32, "n_test": 32},
+        "train": {"epochs": 3, "batch_size": 64}, "seeds": [0, 1], "methods": {"ls": {}, "ntkmtl": {}},
+        "resources": {"cpu": 1}, "scheduler": {"type": "none"}, "storage": storage,
+        "output": str(tmp_path / "parquet"), "max_failures": 0,
+    }
+    config_file = tmp_path / "s3sweep.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "NTKMTL_INJECT": "sleep@*:*"}  # 2 s per epoch
+    command = [sys.executable, "-m", "ntkmtl.tune", str(config_file)]
+
+    T0 = time.monotonic()
+    first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        files = list((tmp_path / "parquet").glob("*.parquet"))
+        if files and max(pq.read_table(f).num_rows for f in files) >= 2:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, first.stdout.read().decode()[-3000:]
+    print("T interrupt", time.monotonic() - T0)
+    first.send_signal(signal.SIGINT)  # what Ctrl-C does: Tune saves its state to S3 and stops
+    log = first.communicate(timeout=120)[0].decode()
+    print("T stopped", time.monotonic() - T0)
+    rows_before = read_results(tmp_path / "parquet")
+    assert len(rows_before) < 4 * 3, log[-3000:]
+
+    second = subprocess.run(command + ["--resume"], cwd=root, env=env, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+
+    print("T resumed", time.monotonic() - T0)
+    print(second.stdout[-3000:])
+    df = read_results(tmp_path / "parquet")
+    assert len(df) == 4 * 3 and not df.duplicated(["trial_id", "epoch"]).any()
+    assert set(df["status"]) == {"completed"}
+    # Ray's state and the checkpoints are in the bucket, not on local disk
+    location = parse_storage(storage)
+    experiment = location.join("s3sweep")
+    listing = location.filesystem.get_file_info(pyarrow.fs.FileSelector(experiment, recursive=True))
+    names = [f.path for f in listing]
+    assert f"{experiment}/tuner.pkl" in names
+    assert any("/checkpoint_" in n for n in names)
+    # a trial interrupted after epoch k went on from its checkpoint: epoch 1 is never repeated
+    results = [p for p in names if p.endswith("/result.json")]
+    assert len(results) == 4
+    resumed = 0
+    for path in results:
+        epochs = [r["epoch"] for r in read_s3_json_lines(location.filesystem, path) if "epoch" in r]
+        assert epochs.count(1) == 1 and epochs[-1] == 3, epochs
+        resumed += len({r["pid"] for r in read_s3_json_lines(location.filesystem, path)}) > 1
+    assert resumed >= 1

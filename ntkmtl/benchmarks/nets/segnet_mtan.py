@@ -27,7 +27,9 @@ LEVELS = len(FILTERS)
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)
+    )
 
 
 def conv_stack(channels: int, depth: int) -> nn.Sequential:
@@ -49,7 +51,9 @@ class SegNetMTAN(MultiTaskModel):
     H and W must be divisible by 32.
     """
 
-    def __init__(self, head_channels: Sequence[int], unit_norm: Sequence[bool] | None = None, width_multiplier: float = 1.0):
+    def __init__(
+        self, head_channels: Sequence[int], unit_norm: Sequence[bool] | None = None, width_multiplier: float = 1.0
+    ):
         super().__init__()
         f = [scaled(c, width_multiplier) for c in FILTERS]
         below = [f[max(level - 1, 0)] for level in range(LEVELS)]  # decoder output channels per level

@@ -1,0 +1,183 @@
+"""The QM9 benchmark on real molecules (qm9pack): split, subsets, targets and units, standardisation,
+the factorised MPNN, one epoch, and a recipe test locking the first losses of seeded runs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn import NNConv
+
+from ntkmtl.benchmarks.base import DataError
+from ntkmtl.benchmarks.nets.mpnn import MPNN
+from ntkmtl.benchmarks.qm9 import QM9, TARGET_COLUMNS, split_positions
+from ntkmtl.benchmarks.qm9_data import load_qm9
+from ntkmtl.train import Trial, TrialConfig, main
+
+SIZES = {"train_size": 120, "val_size": 30, "test_size": 30}
+# PyG's QM9[0] (methane), y in PyG units, as printed in PyG's documentation and issues.
+METHANE_Y = [0.0, 13.21, -10.5499, 3.1865, 13.7363, 35.3641, 1.2177, -1101.4878, -1101.4098, -1101.3840,
+             -1102.0229, 6.4690, -17.1722, -17.2868, -17.3897, -16.1519, 157.7118, 157.7100, 157.7070]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("qm9_cache"))
+
+
+@pytest.fixture(scope="module")
+def qm9(cache_dir):
+    """120/30/30 real molecules, converted once for the whole module."""
+    benchmark = QM9(cache_dir=cache_dir, progress=False, **SIZES)
+    benchmark.datasets()
+    return benchmark
+
+
+class ZeroModel(torch.nn.Module):
+    def forward(self, batch):
+        return torch.zeros(batch.num_graphs, 11), torch.zeros(batch.num_graphs, 64)
+
+
+def test_split_is_a_fixed_function_of_split_seed():
+    a, b, c = split_positions(130_831, 0), split_positions(130_831, 0), split_positions(130_831, 1)
+    assert [len(a[s]) for s in ("test", "val", "train")] == [10_000, 10_000, 110_831]
+    assert all(np.array_equal(a[s], b[s]) for s in a)
+    assert not np.array_equal(a["test"], c["test"])
+    together = np.concatenate([a["test"], a["val"], a["train"]])
+    assert np.array_equal(np.sort(together), np.arange(130_831))  # disjoint and complete
+    with pytest.raises(ValueError, match="needs more than 20000 molecules"):
+        split_positions(20_000, 0)
+
+
+def test_subsets_are_the_first_molecules_of_each_split_and_ignore_the_training_seed(qm9):
+    full = split_positions(130_831, 0)
+    data = qm9.datasets()
+    for split in ("train", "val", "test"):
+        assert np.array_equal(data[split].positions, full[split][: SIZES[f"{split}_size"]])
+    orders = []
+    for seed in (0, 1):
+        train, _, _ = qm9.loaders(50, seed)
+        orders.append(torch.cat([batch.idx for batch in train]))
+    assert sorted(orders[0].tolist()) == sorted(orders[1].tolist())  # same molecules
+    assert not torch.equal(orders[0], orders[1])  # shuffled by the training seed
+
+
+def test_methane_targets_and_mev_units(cache_dir):
+    graphs = load_qm9(indices=[0], cache_dir=cache_dir, progress=False)
+    benchmark = QM9(cache_dir=cache_dir)
+    batch = graphs.batch([0])
+    expected = [METHANE_Y[c] for c in TARGET_COLUMNS]
+    assert benchmark.targets(batch)[0].tolist() == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    mae = benchmark.evaluate(ZeroModel(), graphs.loader(1), torch.device("cpu"))
+    assert mae["mae_mu"] == pytest.approx(0.0, abs=1e-4)
+    assert mae["mae_alpha"] == pytest.approx(13.21, rel=1e-4)
+    assert mae["mae_homo"] == pytest.approx(10549.9, rel=1e-4)  # eV → meV
+    assert mae["mae_r2"] == pytest.approx(35.3641, rel=1e-4)  # not an energy: no ×1000
+    assert mae["mae_zpve"] == pytest.approx(1217.7, rel=1e-4)
+    assert mae["mae_U0"] == pytest.approx(17172.2, rel=1e-4)  # atomisation energy, meV
+    assert mae["mae_Cv"] == pytest.approx(6.469, rel=1e-4)
+
+
+def test_standardisation_uses_training_statistics_only(qm9, cache_dir):
+    standardized = QM9(cache_dir=cache_dir, progress=False, standardize=True, **SIZES)
+    data = standardized.datasets()
+    train_y = data["train"].y[:, list(TARGET_COLUMNS)].double()
+    assert torch.allclose(standardized.mean, train_y.mean(0))
+    assert torch.allclose(standardized.std, train_y.std(0))
+    everything = torch.cat([data[s].y[:, list(TARGET_COLUMNS)].double() for s in data])
+    assert not torch.allclose(standardized.mean, everything.mean(0))
+    # Predicting 0 in standardised space = predicting the training mean; metrics stay in real units.
+    mae = standardized.evaluate(ZeroModel(), data["val"].loader(16), torch.device("cpu"))
+    val_y = data["val"].y[:, list(TARGET_COLUMNS)].double()
+    expected = (val_y - train_y.mean(0)).abs().mean(0) * torch.tensor([1, 1, 1e3, 1e3, 1, 1e3, 1e3, 1e3, 1e3, 1e3, 1])
+    assert [mae[m.name] for m in standardized.metrics] == pytest.approx(expected.tolist(), rel=1e-5)
+    assert qm9.mean.eq(0).all() and qm9.std.eq(1).all()  # off by default, as in the reference
+
+
+def _random_graphs(sizes, generator):
+    graphs = []
+    for n in sizes:
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        edge_index = torch.tensor(pairs).T
+        graphs.append(Data(x=torch.randn(n, 11, generator=generator), edge_index=edge_index,
+                           edge_attr=torch.randn(edge_index.shape[1], 5, generator=generator)))
+    return Batch.from_data_list(graphs)
+
+
+def test_factorised_conv_equals_pyg_nnconv_values_and_gradients():
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = MPNN(n_tasks=11)
+    reference = NNConv(64, 64, model.conv.nn, aggr="mean")
+    reference.load_state_dict(model.conv.state_dict())  # same parameters, same names
+    batch = _random_graphs([3, 9, 2, 5], generator)
+    x = torch.randn(batch.num_nodes, 64, generator=generator, requires_grad=True)
+    shuffle = torch.randperm(batch.edge_index.shape[1], generator=generator)  # edges in any order
+    ours = model.conv(x, batch.edge_index[:, shuffle], model.conv.edge_hidden(batch.edge_attr[shuffle]))
+    theirs = reference(x, batch.edge_index, batch.edge_attr)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    shared = [x, model.conv.nn[2].weight, model.conv.nn[0].weight]  # the edge network is the same module
+    grads_ours = torch.autograd.grad(ours.square().sum(), shared + [model.conv.lin.weight, model.conv.bias])
+    grads_theirs = torch.autograd.grad(theirs.square().sum(), shared + [reference.lin.weight, reference.bias])
+    for a, b in zip(grads_ours, grads_theirs):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_mpnn_shapes_and_parameter_split():
+    model = MPNN(n_tasks=11)
+    batch = _random_graphs([4, 6], torch.Generator().manual_seed(1))
+    outputs, z = model(batch)
+    assert outputs.shape == (2, 11) and z.shape == (2, 64)
+    shared, heads = model.shared_parameters(), model.task_specific_parameters()
+    assert len(heads) == 22 and sum(p.numel() for p in heads) == 11 * 65
+    assert len(shared) + len(heads) == len(list(model.parameters()))
+
+
+def test_one_epoch_on_real_molecules_every_metric_finite(qm9):
+    config = TrialConfig(benchmark="qm9", data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
+                         method="ntkmtl_sr", epochs=1, batch_size=60, device="cpu")
+    (record,) = Trial(config, benchmark=qm9).run()
+    assert record["status"] == "completed"
+    numbers = {k: v for k, v in record.items() if isinstance(v, float)}
+    assert len([k for k in numbers if k.startswith(("val_mae_", "test_mae_"))]) == 22
+    assert all(math.isfinite(v) for v in numbers.values()), numbers
+
+
+# Recipe: seeded 2-epoch runs on the first 120/30/30 molecules of the default split, batch 60,
+# torch 2.13 CPU, one thread. Locked: per-task training loss of each epoch and val Δm.
+RECIPE = {
+    "ls": [
+        [10.099329630533854, 5617.0890625, 43.17491861979167, 1.272268040974935, 1461022.4666666666,
+         17.852323404947917, 5719.716666666666, 5772.7359375, 5847.621875, 4936.365364583334,
+         994.6001302083333, 115365.28777864709],
+        [9.830633036295573, 5599.631510416667, 43.691123453776044, 1.30206241607666, 1460011.0666666667,
+         17.562336730957032, 5729.93359375, 5772.4078125, 5846.420833333334, 4938.364583333333,
+         991.1728515625, 115251.77923508297],
+    ],
+    "ntkmtl": [
+        [9.979227193196614, 5616.920833333334, 42.46690266927083, 1.266318957010905, 1461330.0,
+         17.807192993164062, 5714.815104166667, 5760.61875, 5843.723958333333, 4928.914583333333,
+         996.0688151041667, 115155.63562661511],
+        [9.664588928222656, 5586.819270833334, 40.522481282552086, 1.268603833516439, 1461113.2666666666,
+         17.712542215983074, 5712.127604166667, 5742.216666666666, 5826.827083333334, 4913.653385416666,
+         990.88662109375, 115089.09726548889],
+    ],
+}
+
+
+@pytest.mark.parametrize("method", ["ls", "ntkmtl"])
+def test_recipe_first_losses_of_a_seeded_two_epoch_run(qm9, method):
+    config = TrialConfig(benchmark="qm9", data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
+                         method=method, seed=0, epochs=2, batch_size=60, device="cpu")
+    records = list(Trial(config, benchmark=qm9).run())
+    observed = [[r[f"train_loss_{t}"] for t in qm9.tasks] + [r["val_delta_m"]] for r in records]
+    for got, want in zip(observed, RECIPE[method]):
+        assert got == pytest.approx(want, rel=1e-4)
+
+
+def test_missing_data_is_a_data_error_and_cli_exit_2(capsys, tmp_path):
+    with pytest.raises(DataError, match=str(tmp_path / "nope")):
+        QM9(source="pyg", root=str(tmp_path / "nope")).check_data()
+    assert main(["--benchmark", "qm9", "--data", "source=pyg", "--data", f"root={tmp_path / 'nope'}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: QM9 data at {tmp_path / 'nope'}") and "Traceback" not in err
