@@ -11,7 +11,9 @@ by default), so other processes sharing the cores do not inflate a method's time
 ``--clock wall`` for wall time (always used on CUDA, after synchronising). NTKMTL is also compared with a reference-style loop
 (K ``backward(retain_graph=True)`` passes, each parameter's ``.grad`` flattened and copied into a
 P × K buffer and zeroed, weights from the Gramian, the update copied back), as in the NTKMTL
-repository's ``NTKMTL.get_weighted_loss``. With FAMO in the list, the time of one no-grad forward
+repository's ``NTKMTL.get_weighted_loss``. The model hands each head its own view of the
+representation (see ``Encoder``); NTKMTL-SR is also timed on the same model returning one shared z.
+With FAMO in the list, the time of one no-grad forward
 is printed too: FAMO's ``update`` needs one per step.
 """
 from __future__ import annotations
@@ -30,10 +32,16 @@ from ntkmtl.methods import METHODS, chunk_slices, get_method  # noqa: E402
 
 
 class Encoder(torch.nn.Module):
-    """MLP 256 → 1024 → 640 → 256 (≈ 1.08 M parameters) and K linear heads 256 → 1 (as QM9, CelebA)."""
+    """MLP 256 → 1024 → 640 → 256 (≈ 1.08 M parameters) and K linear heads 256 → 1 (as QM9, CelebA).
 
-    def __init__(self, n_tasks: int):
+    With ``views`` each head reads its own view ``z.view_as(z)`` of the representation and the
+    model returns the K views (free, and it lets NTKMTL-SR get every task's representation
+    gradient in one backward); otherwise it returns the one shared z.
+    """
+
+    def __init__(self, n_tasks: int, views: bool = True):
         super().__init__()
+        self.views = views
         self.shared = torch.nn.Sequential(
             torch.nn.Linear(256, 1024), torch.nn.ReLU(),
             torch.nn.Linear(1024, 640), torch.nn.ReLU(),
@@ -43,7 +51,9 @@ class Encoder(torch.nn.Module):
 
     def forward(self, x):
         z = self.shared(x)
-        return torch.cat([head(z) for head in self.heads], dim=1), z
+        inputs = [z.view_as(z) for _ in self.heads] if self.views else [z] * len(self.heads)
+        out = torch.cat([head(v) for head, v in zip(self.heads, inputs)], dim=1)
+        return out, (inputs if self.views else z)
 
 
 def per_sample_losses(model, x, y):
@@ -82,6 +92,7 @@ def reference_ntkmtl_backward(losses, shared, ntk_exp=0.5, max_norm=1.0):
 
 
 FORWARD = "forward only (no grad)"
+SR_SHARED = "ntkmtl_sr (one shared z)"
 REFERENCE = "ntkmtl (reference loop)"
 
 
@@ -90,9 +101,10 @@ class Runner:
 
     def __init__(self, name, n_tasks, model_state, x, y, device):
         self.name = name
-        self.model = Encoder(n_tasks).to(device)
+        self.model = Encoder(n_tasks, views=name != SR_SHARED).to(device)
         self.model.load_state_dict(model_state)
-        self.method = get_method(name, n_tasks, device=device) if name in METHODS else None
+        method = "ntkmtl_sr" if name == SR_SHARED else name
+        self.method = get_method(method, n_tasks, device=device) if method in METHODS else None
         extra = self.method.parameters() if self.method is not None else []
         self.optimizer = torch.optim.Adam(list(self.model.parameters()) + list(extra), lr=1e-4)
         self.shared = list(self.model.shared.parameters())
@@ -160,6 +172,8 @@ def main(argv=None):
     names = ["ls"] + [m for m in args.methods if m != "ls"]
     if "ntkmtl" in names:
         names.insert(names.index("ntkmtl") + 1, REFERENCE)
+    if "ntkmtl_sr" in names:
+        names.insert(names.index("ntkmtl_sr") + 1, SR_SHARED)
     if "famo" in names:
         names.append(FORWARD)  # FAMO's update needs one such forward per step
     params = sum(p.numel() for p in Encoder(1).shared.parameters())
@@ -171,7 +185,7 @@ def main(argv=None):
     print(header)
     print("|" + "---|" * (2 + 2 * len(args.tasks)))
     for name in names:
-        needs = METHODS[name].needs if name in METHODS else ("gradients" if name == REFERENCE else "-")
+        needs = {REFERENCE: "gradients", SR_SHARED: "representation"}.get(name, METHODS[name].needs if name in METHODS else "-")
         cells = []
         for k in args.tasks:
             t = results[k][name]

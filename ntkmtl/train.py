@@ -123,10 +123,6 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, op
     return None
 
 
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
-
-
 class EpochStats:
     """Running sums over one epoch's steps: task losses (sample-weighted), weights, method scalars."""
 
@@ -239,7 +235,7 @@ class Trial:
         record.update(stats.record())
         values = self._evaluate() if not diverged else self._nan_metrics()
         record.update(values)
-        diverged = diverged or not all(_finite(v) for v in values.values())
+        diverged = diverged or not all(math.isfinite(v) for v in values.values())
         record["lr"] = lr
         record["epoch_seconds"] = time.perf_counter() - start
         record["samples_per_second"] = stats.samples / train_seconds if train_seconds > 0 else float("nan")

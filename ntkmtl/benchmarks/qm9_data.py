@@ -72,10 +72,10 @@ from ntkmtl.benchmarks.qm9_convert import (
     parse_elements,
     pyg_targets,
 )
-from ntkmtl.benchmarks.qm9_store import Store, store_is_complete, write_store
+from ntkmtl.benchmarks.qm9_store import Store, remove_stale_temporaries, store_is_complete, write_store
 
 SOURCES = ("qm9pack", "pyg")
-N_QM9 = 130_831
+N_QM9 = 130_831  # molecules of PyG's QM9 and of qm9pack (QM9's 133,885 minus 3,054 uncharacterized)
 REFERENCE_TARGETS = (0, 1, 2, 3, 5, 6, 12, 13, 14, 15, 11)
 REFERENCE_TARGET_NAMES = tuple(TARGET_NAMES[i] for i in REFERENCE_TARGETS)
 MEV_TARGETS = (2, 3, 5, 6, 7, 8, 9)
@@ -111,7 +111,7 @@ def qm9pack_dir() -> Path:
 def qm9pack_files(root: str | Path | None = None) -> list[Path]:
     """The ``qm9_part*.csv`` files of ``root`` (default: the qm9pack wheel), in part order."""
     folder = Path(root).expanduser().resolve() if root is not None else qm9pack_dir()
-    files = sorted(folder.glob("qm9_part*.csv"), key=lambda p: int("".join(c for c in p.stem if c.isdigit()) or 0))
+    files = sorted(folder.glob("qm9_part*.csv"), key=lambda p: (len(p.stem), p.stem))  # part2 before part10
     if not files:
         problem = "does not exist" if not folder.exists() else "holds no qm9_part*.csv file"
         raise DataError(
@@ -176,8 +176,11 @@ class QM9Graphs(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, item: int):
-        return self.store.graph(int(self.rows[item]))
+    def __getitem__(self, item):
+        """``Data`` of item ``item``; a slice or a sequence of items gives a ``subset`` view."""
+        if isinstance(item, (int, np.integer)):
+            return self.store.graph(int(self.rows[item]))
+        return self.subset(np.arange(len(self))[item] if isinstance(item, slice) else item)
 
     @property
     def positions(self) -> np.ndarray:
@@ -197,8 +200,9 @@ class QM9Graphs(Dataset):
     def subset(self, items: Sequence[int] | np.ndarray) -> "QM9Graphs":
         """A view of the items ``items`` (positions within this dataset), no copy."""
         items = np.asarray(items, dtype=np.int64)
-        if items.size and (items.min() < -len(self) or items.max() >= len(self)):
-            raise ValueError(f"subset items must lie in [0, {len(self)}); got min {items.min()}, max {items.max()}")
+        if items.size and (items.min() < 0 or items.max() >= len(self)):
+            bad = items[(items < 0) | (items >= len(self))][0]
+            raise ValueError(f"subset item {bad} is out of range; valid items: 0..{len(self) - 1}")
         return QM9Graphs(self.store, self.rows[items])
 
     def batch(self, items: Sequence[int] | np.ndarray):
@@ -255,6 +259,7 @@ def load_qm9(source: str = "qm9pack", root: str | Path | None = None, cache_dir:
         selection = np.unique(wanted)
         path = cache / f"{family}-n{len(selection)}-{hashlib.sha1(selection.tobytes()).hexdigest()[:12]}"
     with _build_lock(path):
+        remove_stale_temporaries(path)
         if not store_is_complete(path):
             started = time.perf_counter()
             if source == "pyg":
@@ -265,6 +270,22 @@ def load_qm9(source: str = "qm9pack", root: str | Path | None = None, cache_dir:
             write_store(path, arrays, meta)
     store = Store(path)
     return QM9Graphs(store, None if wanted is None else np.searchsorted(np.asarray(store.position), wanted))
+
+
+def reference_complete(data):
+    """The NTKMTL reference's ``Complete`` transform, applied on the fly to a PyG molecule: the
+    full N×N grid with the bond features scattered in, self-loops removed. With
+    ``T.Distance(norm=False)`` after it this is what ``load_qm9`` precomputes (the tests check
+    equality; bench/qm9_loading.py times both)."""
+    from torch_geometric.utils import remove_self_loops
+
+    n = data.num_nodes
+    row = torch.arange(n).view(-1, 1).repeat(1, n).view(-1)
+    col = torch.arange(n).repeat(n)
+    edge_attr = data.edge_attr.new_zeros(n * n, data.edge_attr.size(1))
+    edge_attr[data.edge_index[0] * n + data.edge_index[1]] = data.edge_attr
+    data.edge_index, data.edge_attr = remove_self_loops(torch.stack([row, col]), edge_attr)
+    return data
 
 
 def _check_source(source: str) -> str:
@@ -300,12 +321,16 @@ def _build_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _convert_chunk(chunk: tuple[list[str], list[str]]) -> dict[str, np.ndarray]:
-    """Worker (numpy + RDKit only): molecules (Elements cells, XYZ_Ang cells) → store arrays."""
+def _convert_chunk(chunk: tuple[list[int], list[str], list[str]]) -> dict[str, np.ndarray]:
+    """Worker (numpy + RDKit only): molecules (QM9 indices, Elements cells, XYZ_Ang cells) →
+    concatenated store arrays."""
     parts: dict[str, list] = {k: [] for k in ("x", "z", "pos", "edge_bond", "n_atoms", "bond_method")}
-    for elements_cell, xyz_cell in zip(*chunk):
-        elements = parse_elements(elements_cell)
-        molecule = convert_molecule(elements, parse_coordinates(xyz_cell))
+    for index, elements_cell, xyz_cell in zip(*chunk):
+        try:
+            elements = parse_elements(elements_cell)
+            molecule = convert_molecule(elements, parse_coordinates(xyz_cell))
+        except ValueError as error:
+            raise DataError(f"QM9 molecule {index} (Elements {elements_cell!r:.80}) cannot be converted: {error}") from None
         n = len(elements)
         parts["x"].append(molecule["x"])
         parts["z"].append(molecule["z"].astype(np.int8))
@@ -342,9 +367,10 @@ def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: 
             "How to get it: pip install rdkit (or use source='pyg' with a PyG QM9 root)"
         ) from None
     table = read_qm9pack(files)
+    index = [table["Index"][i] for i in selection]
     elements = [table["Elements"][i] for i in selection]
     xyz = [table["XYZ_Ang"][i] for i in selection]
-    chunks = [(elements[s : s + _CHUNK], xyz[s : s + _CHUNK]) for s in range(0, len(selection), _CHUNK)]
+    chunks = [(index[s : s + _CHUNK], elements[s : s + _CHUNK], xyz[s : s + _CHUNK]) for s in range(0, len(selection), _CHUNK)]
     results = []
     from tqdm import tqdm
 
@@ -364,7 +390,7 @@ def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: 
         result["edge_dist"] = complete_distances(result["pos"], result["n_atoms"])
     raw = np.array([[table[c][i] for c in QM9PACK_TARGET_COLUMNS] for i in selection], dtype=np.float64)
     y = pyg_targets(moleculenet_targets(raw, [parse_elements(e) for e in elements]))
-    arrays = _assemble(results, y, np.array([table["Index"][i] for i in selection], dtype=np.int64) - 1, selection)
+    arrays = _assemble(results, y, np.array(index, dtype=np.int64) - 1, selection)
     methods = np.bincount(arrays["bond_method"], minlength=len(BOND_METHODS))
     return arrays, {"n_molecules": len(selection), "bond_methods": dict(zip(BOND_METHODS, methods.tolist()))}
 
@@ -392,6 +418,8 @@ def _pyg_root(root: str | Path | None) -> Path:
     if not processed.exists() and not all(p.exists() for p in raw):
         problem = "does not exist" if not path.exists() else "has neither processed/data_v3.pt nor the three raw files"
         raise DataError(f"QM9 data at {path}: {problem}.\nExpected layout:\n{PYG_LAYOUT}\nHow to get it: {PYG_HOW}")
+    if not processed.exists() and importlib.util.find_spec("rdkit") is None:
+        raise DataError(f"QM9 data at {path}: processing raw/ needs RDKit, which is not installed.\nHow to get it: pip install rdkit")
     return path
 
 

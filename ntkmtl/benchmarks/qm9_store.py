@@ -58,6 +58,13 @@ def write_store(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
     return path
 
 
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary directories of ``path`` left by builds that were killed (call it while
+    holding the build lock: then no live build owns one)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def store_is_complete(path: Path) -> bool:
     """True when ``path`` holds a finished store of the current format."""
     try:

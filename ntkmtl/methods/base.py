@@ -111,6 +111,9 @@ class WeightMethod(ABC):
     hparams: ClassVar[tuple[HParam, ...]] = ()
     default_max_norm: ClassVar[float] = 0.0
     state_attributes: ClassVar[tuple[str, ...]] = ()
+    # True for methods whose backward() reads ``representation`` (NTKMTL-SR, ConsMTL): the trainer
+    # must then pass z, whatever ``needs`` says about the cost.
+    uses_representation: ClassVar[bool] = False
     # True for methods that need the losses of the same batch after optimizer.step() (FAMO):
     # the trainer then calls ``update(losses_after_step)``.
     needs_losses_after_step: ClassVar[bool] = False
@@ -175,7 +178,7 @@ class WeightMethod(ABC):
         shared = list(shared_parameters)
         heads = list(task_specific_parameters) if task_specific_parameters is not None else []
         self._check_losses(losses)
-        if self.needs == "representation" and representation is None:
+        if (self.needs == "representation" or self.uses_representation) and representation is None:
             raise ValueError(f"method {self.name!r} needs the shared representation: pass representation=")
         info = self._backward(losses, shared, heads, representation)
         if self.max_norm > 0:
@@ -262,7 +265,10 @@ class GradientMethod(WeightMethod):
     """A method that combines per-task shared gradients G (K × P) into one update direction.
 
     The heads always get the plain gradient of their own loss (one backward of Σ_k L_k
-    restricted to them); the shared parameters get ``aggregate(G, losses)``.
+    restricted to them); the shared parameters get ``aggregate(G, losses)``. (The reference
+    library, for the methods it writes as a loss weighting — MGDA, IMTL, Nash-MTL — scales each
+    head's gradient by its task weight too; here every gradient method treats heads alike, as
+    LibMTL does.)
     """
 
     needs = "gradients"

@@ -29,6 +29,7 @@ class ConsMTL(GradientMethod):
     paper = "Qin et al., Towards Consistent Multi-Task Learning: Unlocking the Potential of Task-Specific Parameters, CVPR 2025"
     hparams = (HParam("lambda_", float, 1.0, "strength λ of the head consistency term", low=0.0),)
     default_max_norm = 1.0
+    uses_representation = True
 
     def aggregate(self, grads, losses):
         weights, info = fair_update_weights(self, grads, 2.0)
@@ -36,10 +37,8 @@ class ConsMTL(GradientMethod):
 
     def _backward(self, losses, shared, heads, representation):
         k = self.n_tasks
-        if not heads:
+        if not heads:  # no head to make consistent: FairGrad (α = 2) alone
             return super()._backward(losses, shared, heads, representation)
-        if representation is None:
-            raise ValueError("method 'consmtl' needs the shared representation: pass representation=")
         if len(heads) % k:
             raise ValueError(
                 f"method 'consmtl': {len(heads)} task-specific parameters do not split into {k} tasks; "

@@ -20,10 +20,15 @@ class GradDrop(GradientMethod):
     default_max_norm = 1.0
 
     def aggregate(self, grads, losses):
-        purity = 0.5 * (1.0 + grads.sum(0) / (grads.abs().sum(0) + 1e-8))
+        # Σ_k max(g_k, 0) = (Σg + Σ|g|)/2 and Σ_k min(g_k, 0) = (Σg − Σ|g|)/2: no K × P mask needed
+        magnitudes = grads.abs()
+        total, l1 = grads.sum(0), magnitudes.sum(0)
+        purity = 0.5 * (1.0 + total / (l1 + 1e-8))
         draw = torch.rand(grads.shape[1], dtype=grads.dtype, device=grads.device)
-        keep = ((purity > draw) & (grads > 0)) | ((purity < draw) & (grads < 0))
-        kept = grads * keep
-        mass = grads.abs().sum(1)
-        weights = torch.where(mass > 0, kept.abs().sum(1) / mass.clamp_min(1e-30), torch.ones_like(mass))
-        return kept.sum(0), {"weights": weights}
+        keep_positive = (purity > draw).to(grads.dtype)
+        keep_negative = (purity < draw).to(grads.dtype)
+        direction = 0.5 * (keep_positive * (total + l1) + keep_negative * (total - l1))
+        kept = 0.5 * (magnitudes @ (keep_positive + keep_negative) + grads @ (keep_positive - keep_negative))
+        mass = magnitudes.sum(1)
+        weights = torch.where(mass > 0, kept / mass.clamp_min(1e-30), torch.ones_like(mass))
+        return direction, {"weights": weights}

@@ -106,31 +106,45 @@ def representation_chunk_norms(
 ) -> torch.Tensor:
     """λ (n × K): λ[j, k] = ‖∂L_kj/∂z‖², the squared gradient of chunk j's task-k loss.
 
-    ``losses`` is [n, K] over the chunks ``chunk_slices(B, n)``; ``representation`` is z with B
-    rows (one per sample), or a list of K such tensors when each task has its own representation
-    (MTAN's attended features). Chunk j's loss depends only on its own rows of z, so one gradient
-    of Σ_j L_kj per task gives every chunk's gradient: K cheap passes through the heads only.
+    ``losses`` is [n, K] over the chunks ``chunk_slices(B, n)``; chunk j's loss depends only on its
+    own rows of z, so per-row squared gradient norms summed over a chunk's rows give its λ.
+
+    ``representation`` is either
+    - one tensor z with B rows shared by all heads: one backward per task (K passes through the
+      heads; with K separate heads each pass also visits the other K − 1 heads, so K² head
+      backward steps), or
+    - a list of K distinct tensors z_k where z_k feeds task k's loss only: MTAN's attended
+      features, or per-head views ``z.view_as(z)`` that a model can hand each head at no cost.
+      Then ONE backward of Σ L gives every ∂L_k/∂z_k at once, since nothing else reaches z_k.
+      The same tensor repeated K times (the reference's ``[z] * K``) counts as one shared z.
     """
     n, n_tasks = losses.shape
     per_task = isinstance(representation, (list, tuple))
     if per_task and len(representation) != n_tasks:
         raise ValueError(f"{len(representation)} representations for {n_tasks} tasks")
+    if per_task and all(z is representation[0] for z in representation):
+        representation, per_task = representation[0], False
     rows = (representation[0] if per_task else representation).shape[0]
     slices = chunk_slices(rows, n)
     if len(slices) != n:
         raise ValueError(f"losses have {n} chunks but the representation has {rows} rows")
-    chunk_of_row = torch.cat(
-        [torch.full((s.stop - s.start,), j, dtype=torch.long) for j, s in enumerate(slices)]
-    ).to(losses.device)
-    # grad_outputs selecting task k's column: no new graph nodes per task
-    selectors = torch.zeros(n_tasks, n, n_tasks, dtype=losses.dtype, device=losses.device)
-    selectors[torch.arange(n_tasks), :, torch.arange(n_tasks)] = 1.0
     squared = torch.zeros(n_tasks, rows, dtype=losses.dtype, device=losses.device)
-    for k in range(n_tasks):
-        z = representation[k] if per_task else representation
-        (grad,) = torch.autograd.grad(losses, z, grad_outputs=selectors[k], retain_graph=True, allow_unused=True)
+    if per_task:
+        grads = torch.autograd.grad(losses.sum(), list(representation), retain_graph=True, allow_unused=True)
+    else:
+        # grad_outputs selecting task k's column: no new graph nodes per task
+        selectors = torch.zeros(n_tasks, n, n_tasks, dtype=losses.dtype, device=losses.device)
+        selectors[torch.arange(n_tasks), :, torch.arange(n_tasks)] = 1.0
+        grads = [
+            torch.autograd.grad(losses, representation, grad_outputs=selectors[k], retain_graph=True, allow_unused=True)[0]
+            for k in range(n_tasks)
+        ]
+    for k, grad in enumerate(grads):
         if grad is not None:
             squared[k] = torch.linalg.vector_norm(grad.reshape(rows, -1), dim=1)
     squared.square_()
+    chunk_of_row = torch.cat(
+        [torch.full((s.stop - s.start,), j, dtype=torch.long) for j, s in enumerate(slices)]
+    ).to(losses.device)
     norms = torch.zeros(n_tasks, n, dtype=losses.dtype, device=losses.device)
     return norms.index_add_(1, chunk_of_row, squared).T

@@ -15,6 +15,7 @@ from ntkmtl.methods.ntkmtl import EPS, NTK_EXP, ntk_weights
 class NTKMTLSR(WeightMethod):
     name = "ntkmtl_sr"
     needs = "representation"
+    uses_representation = True
     paper = "Qin et al., NTKMTL (shared-representation variant NTKMTL-SR), NeurIPS 2025"
     hparams = (
         NTK_EXP,

@@ -29,11 +29,12 @@ Functions (none of them imports Ray):
     ``None`` means Ray's default, ``~/ray_results``. Bad input raises ``StorageError``.
 
 ``check_storage(storage, multi_node) -> StorageLocation``
-    ``parse_storage`` plus two checks: a probe file is written, read back and deleted (the error
-    names the URI and the cause: missing bucket, no credentials, read-only directory); and with
-    ``multi_node=True`` a node-local path is rejected, a path being shared when it is on a
-    network or cluster filesystem (NFS, Lustre, GPFS, CephFS, BeeGFS, a FUSE bucket mount…) or
-    marked ``shared: true``.
+    ``parse_storage`` (on AWS S3 without a region, the bucket's region is looked up) plus two
+    checks: a probe file is written, read back and deleted (the error names the URI and the
+    cause: missing bucket, no credentials, read-only directory); and with ``multi_node=True`` a
+    node-local path is rejected, a path being shared when it is on a network or cluster
+    filesystem (NFS, Lustre, GPFS, CephFS, BeeGFS, a FUSE bucket mount…) or marked
+    ``shared: true``. Give the returned location, not the parsed one, to ``RunConfig``.
 
 ``mount_of(path) -> (mount point, filesystem type)``
     The mount holding ``path`` (or its nearest existing ancestor), from ``/proc/mounts``.
@@ -144,7 +145,7 @@ def check_storage(
     With ``multi_node`` (the Ray cluster has more than one node), a node-local path is refused:
     trials on other nodes would write their checkpoints to their own disks.
     """
-    location = parse_storage(storage)
+    location = _with_bucket_region(parse_storage(storage), _options(storage))
     if multi_node and location.filesystem is None:
         shared = isinstance(storage, Mapping) and storage.get("shared") is True
         if not shared:
@@ -238,6 +239,24 @@ def _bucket_filesystem(scheme: str, options: Mapping[str, Any]) -> pyarrow.fs.Fi
     if "region" in options:
         raise StorageError(f"storage {options['path']!r}: option 'region' applies to s3:// only")
     return pyarrow.fs.GcsFileSystem(**kwargs)
+
+
+def _with_bucket_region(location: StorageLocation, options: Mapping[str, Any]) -> StorageLocation:
+    """On AWS with no region given anywhere, ask S3 for the bucket's region (one request).
+
+    A client set to the wrong region gets redirects instead of objects; pyarrow does not follow
+    them. This runs in ``check_storage`` only, so parsing a config stays offline.
+    """
+    is_aws_s3 = isinstance(location.filesystem, pyarrow.fs.S3FileSystem) and "endpoint_url" not in options
+    region_known = "region" in options or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not is_aws_s3 or region_known:
+        return location
+    bucket = location.path.split("/")[0]
+    try:
+        region = pyarrow.fs.resolve_s3_region(bucket)
+    except OSError:  # no network or no such bucket: the probe reports it with its cause
+        return location
+    return StorageLocation(pyarrow.fs.S3FileSystem(region=region), location.path)
 
 
 def _probe(location: StorageLocation) -> None:

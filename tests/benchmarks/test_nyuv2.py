@@ -53,3 +53,21 @@ def test_seeded_runs_with_augmentation_are_identical(tmp_path):
     assert {k: v for k, v in first.items() if k not in drop} == {k: v for k, v in second.items() if k not in drop}
     plain = run(tmp_path, "ls", augment=False)[0]
     assert plain["train_loss_depth"] != first["train_loss_depth"]
+
+
+def test_augmented_training_resumes_exactly(tmp_path):
+    """The augmentation draws from torch's global generator, which checkpoints hold."""
+    write_mtan(tmp_path / "data", "nyuv2", n_train=3, n_val=1)
+    config = TrialConfig(benchmark="nyuv2", method="ls", epochs=4, batch_size=2, seed=2,
+                         data={"root": str(tmp_path / "data"), "width_multiplier": 0.125})
+    straight = list(Trial(config).run())
+    first = Trial(config)
+    runs = first.run()
+    part = [next(runs), next(runs)]
+    first.save_checkpoint(tmp_path / "ckpt")
+    resumed = Trial(config)
+    resumed.load_checkpoint(tmp_path / "ckpt")
+    part += list(resumed.run())
+    drop = ("epoch_seconds", "samples_per_second")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in part] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in straight]

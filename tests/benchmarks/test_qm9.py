@@ -14,7 +14,7 @@ from ntkmtl.benchmarks.qm9 import QM9, TARGET_COLUMNS, split_positions
 from ntkmtl.benchmarks.qm9_data import load_qm9
 from ntkmtl.train import Trial, TrialConfig, main
 
-SIZES = {"train_size": 120, "val_size": 30, "test_size": 30}
+SIZES = {"train_size": 48, "val_size": 24, "test_size": 24}
 # PyG's QM9[0] (methane), y in PyG units, as printed in PyG's documentation and issues.
 METHANE_Y = [0.0, 13.21, -10.5499, 3.1865, 13.7363, 35.3641, 1.2177, -1101.4878, -1101.4098, -1101.3840,
              -1102.0229, 6.4690, -17.1722, -17.2868, -17.3897, -16.1519, 157.7118, 157.7100, 157.7070]
@@ -27,7 +27,7 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def qm9(cache_dir):
-    """120/30/30 real molecules, converted once for the whole module."""
+    """48/24/24 real molecules, converted once for the whole module."""
     benchmark = QM9(cache_dir=cache_dir, progress=False, **SIZES)
     benchmark.datasets()
     return benchmark
@@ -56,7 +56,7 @@ def test_subsets_are_the_first_molecules_of_each_split_and_ignore_the_training_s
         assert np.array_equal(data[split].positions, full[split][: SIZES[f"{split}_size"]])
     orders = []
     for seed in (0, 1):
-        train, _, _ = qm9.loaders(50, seed)
+        train, _, _ = qm9.loaders(16, seed)
         orders.append(torch.cat([batch.idx for batch in train]))
     assert sorted(orders[0].tolist()) == sorted(orders[1].tolist())  # same molecules
     assert not torch.equal(orders[0], orders[1])  # shuffled by the training seed
@@ -135,7 +135,7 @@ def test_mpnn_shapes_and_parameter_split():
 
 def test_one_epoch_on_real_molecules_every_metric_finite(qm9):
     config = TrialConfig(benchmark="qm9", data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
-                         method="ntkmtl_sr", epochs=1, batch_size=60, device="cpu")
+                         method="ntkmtl_sr", epochs=1, batch_size=24, device="cpu")
     (record,) = Trial(config, benchmark=qm9).run()
     assert record["status"] == "completed"
     numbers = {k: v for k, v in record.items() if isinstance(v, float)}
@@ -143,24 +143,24 @@ def test_one_epoch_on_real_molecules_every_metric_finite(qm9):
     assert all(math.isfinite(v) for v in numbers.values()), numbers
 
 
-# Recipe: seeded 2-epoch runs on the first 120/30/30 molecules of the default split, batch 60,
+# Recipe: seeded 2-epoch runs on the first 48/24/24 molecules of the default split, batch 24,
 # torch 2.13 CPU, one thread. Locked: per-task training loss of each epoch and val Δm.
 RECIPE = {
     "ls": [
-        [10.099329630533854, 5617.0890625, 43.17491861979167, 1.272268040974935, 1461022.4666666666,
-         17.852323404947917, 5719.716666666666, 5772.7359375, 5847.621875, 4936.365364583334,
-         994.6001302083333, 115365.28777864709],
-        [9.830633036295573, 5599.631510416667, 43.691123453776044, 1.30206241607666, 1460011.0666666667,
-         17.562336730957032, 5729.93359375, 5772.4078125, 5846.420833333334, 4938.364583333333,
-         991.1728515625, 115251.77923508297],
+        [11.09992758433024, 5715.380859375, 43.67632293701172, 1.2785429954528809, 1493202.1666666667,
+         18.34896723429362, 5880.268880208333, 5933.5654296875, 6011.049153645833, 5077.767252604167,
+         1012.6570638020834, 116642.65030882553],
+        [10.799407958984375, 5696.9267578125, 44.04559326171875, 1.3196202516555786, 1492174.75,
+         18.0447514851888, 5890.5009765625, 5934.150716145833, 6009.745768229167, 5081.0986328125,
+         1008.3249918619791, 116542.3720510413],
     ],
     "ntkmtl": [
-        [9.979227193196614, 5616.920833333334, 42.46690266927083, 1.266318957010905, 1461330.0,
-         17.807192993164062, 5714.815104166667, 5760.61875, 5843.723958333333, 4928.914583333333,
-         996.0688151041667, 115155.63562661511],
-        [9.664588928222656, 5586.819270833334, 40.522481282552086, 1.268603833516439, 1461113.2666666666,
-         17.712542215983074, 5712.127604166667, 5742.216666666666, 5826.827083333334, 4913.653385416666,
-         990.88662109375, 115089.09726548889],
+        [11.03173033396403, 5716.004231770833, 43.088671366373696, 1.2761515378952026, 1493585.25,
+         18.170430501302082, 5874.513346354167, 5920.7822265625, 6005.290690104167, 5068.531412760417,
+         1015.4261881510416, 116359.80458739294],
+        [10.663742065429688, 5678.376953125, 41.7841911315918, 1.2665372292200725, 1493394.6666666667,
+         17.762406667073567, 5878.171875, 5900.484049479167, 5985.828776041667, 5058.458984375,
+         1010.01513671875, 116153.9778892845],
     ],
 }
 
@@ -168,9 +168,10 @@ RECIPE = {
 @pytest.mark.parametrize("method", ["ls", "ntkmtl"])
 def test_recipe_first_losses_of_a_seeded_two_epoch_run(qm9, method):
     config = TrialConfig(benchmark="qm9", data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
-                         method=method, seed=0, epochs=2, batch_size=60, device="cpu")
+                         method=method, seed=0, epochs=2, batch_size=24, device="cpu")
     records = list(Trial(config, benchmark=qm9).run())
     observed = [[r[f"train_loss_{t}"] for t in qm9.tasks] + [r["val_delta_m"]] for r in records]
+    assert [r["status"] for r in records] == ["running", "completed"]
     for got, want in zip(observed, RECIPE[method]):
         assert got == pytest.approx(want, rel=1e-4)
 

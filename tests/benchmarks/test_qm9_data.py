@@ -9,6 +9,10 @@ the reference's transform (complete graph + ``T.Distance(norm=False)``).
 from __future__ import annotations
 
 import builtins
+import importlib.util
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,6 @@ import torch_geometric.datasets.qm9 as pyg_qm9
 import torch_geometric.transforms as T
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
-from torch_geometric.utils import remove_self_loops
 
 from ntkmtl.benchmarks import qm9_data, qm9_store
 from ntkmtl.benchmarks.base import DataError
@@ -34,24 +37,12 @@ from ntkmtl.benchmarks.qm9_convert import (
     parse_coordinates,
     parse_elements,
 )
-from ntkmtl.benchmarks.qm9_data import REFERENCE_TARGETS, load_qm9, n_molecules, read_qm9pack
+from ntkmtl.benchmarks.qm9_data import REFERENCE_TARGETS, load_qm9, n_molecules, read_qm9pack, reference_complete
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "qm9"
 FIXTURE_INDICES = [1, 4, 105, 184, 214, 133885]  # QM9 indices of the fixture rows, in order
 CAGE, BENZENE = 2, 4  # fixture positions of bicyclo[1.1.1]pentane and benzene
 ALL_FIELDS = ("x", "z", "pos", "edge_index", "edge_attr", "y")
-
-
-def reference_complete(data):
-    """The NTKMTL reference's ``Complete`` transform: the full N×N grid, bond features scattered
-    in, self-loops removed."""
-    n = data.num_nodes
-    row = torch.arange(n).view(-1, 1).repeat(1, n).view(-1)
-    col = torch.arange(n).repeat(n)
-    edge_attr = data.edge_attr.new_zeros(n * n, data.edge_attr.size(1))
-    edge_attr[data.edge_index[0] * n + data.edge_index[1]] = data.edge_attr
-    data.edge_index, data.edge_attr = remove_self_loops(torch.stack([row, col]), edge_attr)
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +144,7 @@ def test_strained_cage_needs_the_hueckel_fallback(graphs):
         molecule_with_bonds(elements, xyz, methods=("vdw",))
     mol, method = molecule_with_bonds(elements, xyz)
     assert method == "hueckel"
-    assert graphs.bond_methods == ["vdw", "vdw", "hueckel", "vdw", "vdw", "vdw"]
+    assert graphs.bond_methods == ["vdw", "vdw", "hueckel", "vdw", "vdw", "hueckel"]
     cage = graphs[CAGE]
     assert cage.name == "gdb_105"
     assert (cage.edge_attr[:, :4].sum(1) == 1).sum() == 2 * 14  # C5H8: 6 C–C + 8 C–H, all single
@@ -172,7 +163,7 @@ def test_determined_bonds_reproduce_the_qm9_smiles_graph():
     for elements, xyz, smiles in zip(table["Elements"], table["XYZ_Ang"], table["SMILES"]):
         mol, _ = molecule_with_bonds(parse_elements(elements), parse_coordinates(xyz))
         mol = Chem.RemoveAllHs(mol, sanitize=True)
-        assert Chem.MolToSmiles(mol) == Chem.MolToSmiles(Chem.MolFromSmiles(smiles)), smiles
+        assert Chem.MolToSmiles(mol, isomericSmiles=False) == Chem.MolToSmiles(Chem.MolFromSmiles(smiles), isomericSmiles=False), smiles
 
 
 def test_constants_are_pygs():
@@ -211,6 +202,9 @@ def test_subsets_keep_order_and_positions(graphs, tmp_path):
     assert torch.equal(sub.y, graphs.y[[4, 0]])
     view = graphs.subset([3, 1])
     assert view.positions.tolist() == [3, 1] and view[1].name == "gdb_4"
+    assert graphs[1:3].positions.tolist() == [1, 2] and graphs[[5]][0].name == "gdb_133885"
+    with pytest.raises(ValueError, match="subset item 6 is out of range; valid items: 0..5"):
+        graphs.subset([0, 6])
 
 
 def test_cache_round_trip_is_memory_mapped_and_never_reconverts(tmp_path, monkeypatch):
@@ -222,7 +216,7 @@ def test_cache_round_trip_is_memory_mapped_and_never_reconverts(tmp_path, monkey
     for a, b in zip(first, again):
         assert all(torch.equal(a[f], b[f]) for f in ALL_FIELDS)
     assert subset.store.path == again.store.path and [g.name for g in subset] == ["gdb_133885", "gdb_4"]
-    assert again.store.meta["n_molecules"] == 6 and again.store.meta["bond_methods"]["hueckel"] == 1
+    assert again.store.meta["n_molecules"] == 6 and again.store.meta["bond_methods"]["hueckel"] == 2
 
 
 def test_a_killed_build_leaves_no_store(tmp_path, monkeypatch):
@@ -244,6 +238,45 @@ def test_a_killed_build_leaves_no_store(tmp_path, monkeypatch):
     assert len(load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)) == 6
 
 
+def test_stale_temporaries_of_killed_builds_are_removed(tmp_path):
+    store = load_qm9(root=FIXTURE, cache_dir=tmp_path, indices=[0, 1], progress=False).store.path
+    shutil.rmtree(store)  # as if the build had been killed (SIGKILL) before its rename
+    stale = tmp_path / f".{store.name}.tmp-dead"
+    stale.mkdir()
+    (stale / "x.npy").write_bytes(b"half a file")
+    assert len(load_qm9(root=FIXTURE, cache_dir=tmp_path, indices=[0, 1], progress=False)) == 2
+    assert not stale.exists() and qm9_store.store_is_complete(store)
+
+
+def test_concurrent_loads_build_once(tmp_path, monkeypatch):
+    builds = []
+    real_build = qm9_data._build_from_qm9pack
+
+    def counted(*args):
+        builds.append(1)
+        time.sleep(0.3)  # let the other thread reach the lock while this one builds
+        return real_build(*args)
+
+    monkeypatch.setattr(qm9_data, "_build_from_qm9pack", counted)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and [len(r) for r in results] == [6, 6]
+
+
+def test_a_molecule_that_cannot_be_converted_is_named(tmp_path, monkeypatch):
+    def fail(elements, coords):
+        raise ValueError("no bonds")
+
+    monkeypatch.setattr(qm9_data, "convert_molecule", fail)
+    with pytest.raises(DataError, match=r"QM9 molecule 1 .*no bonds"):
+        load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)
+
+
 def test_pyg_source_reads_a_pyg_root_into_the_same_graphs(graphs, pyg_root, tmp_path):
     from_pyg = load_qm9(source="pyg", root=pyg_root, cache_dir=tmp_path, progress=False)
     assert n_molecules("pyg", pyg_root) == 6
@@ -258,8 +291,18 @@ def test_n_molecules_counts_without_converting(tmp_path):
 
 
 def test_n_molecules_of_the_real_wheel():
-    pytest.importorskip("qm9pack.data", reason="the qm9pack wheel is not installed")
-    assert n_molecules() == 130_831
+    if importlib.util.find_spec("qm9pack") is None:
+        pytest.skip("the qm9pack wheel is not installed")
+    assert n_molecules() == qm9_data.N_QM9 == 130_831
+
+
+def test_the_real_wheel_positions_are_pyg_positions(graphs, tmp_path):
+    if importlib.util.find_spec("qm9pack") is None:
+        pytest.skip("the qm9pack wheel is not installed")
+    real = load_qm9(cache_dir=tmp_path, indices=[130_830, 0], progress=False)
+    assert [g.name for g in real] == ["gdb_133885", "gdb_1"]
+    for ours, fixture in zip(real, [graphs[5], graphs[0]]):
+        assert all(torch.equal(ours[f], fixture[f]) for f in ALL_FIELDS)
 
 
 @pytest.mark.parametrize(
@@ -295,7 +338,7 @@ def test_missing_or_malformed_data_gives_one_data_error(tmp_path):
 
 def test_missing_packages_give_a_data_error(tmp_path, monkeypatch):
     monkeypatch.setattr(qm9_data.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(DataError, match="qm9pack is not installed.*pip install"):
+    with pytest.raises(DataError, match=r"(?s)qm9pack is not installed.*pip install"):
         load_qm9(cache_dir=tmp_path)
     monkeypatch.undo()
     real_import = builtins.__import__
@@ -306,5 +349,5 @@ def test_missing_packages_give_a_data_error(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_rdkit)
-    with pytest.raises(DataError, match="needs RDKit.*pip install rdkit"):
+    with pytest.raises(DataError, match=r"(?s)needs RDKit.*pip install rdkit"):
         load_qm9(root=FIXTURE, cache_dir=tmp_path)

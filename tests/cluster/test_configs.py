@@ -69,7 +69,7 @@ def test_config_opens_with_the_commands_to_start_use_and_tear_down(name):
     assert all(line.startswith("#") for line in header.splitlines())
     for command in (f"ray up -y cluster/{name}", f"ray attach cluster/{name}",
                     f"ray down -y cluster/{name}", "python -m ntkmtl.tune", "--address auto",
-                    f"--storage {STORAGE_OF[name]}"):
+                    f"--set storage={STORAGE_OF[name]}"):
         assert command in " ".join(header.replace("#", " ").replace("\\\n", " ").split()), command
 
 
@@ -169,7 +169,7 @@ def test_sbatch_script_starts_head_then_workers_then_the_sweep(tmp_path):
     assert {"--head", "--node-ip-address=10.1.2.3", "--port=6379"} <= set(head)
     assert all("--address=10.1.2.3:6379" in w for w in workers)
     assert calls[-1] == ["python", "-u", "-m", "ntkmtl.tune", "tune_configs/qm9_paper.yaml",
-                         "--address", "auto", "--storage", f"{tmp_path}/ntkmtl_results", "--resume"]
+                         "--address", "auto", "--set", f"storage={tmp_path}/ntkmtl_results", "--resume"]
     assert (tmp_path / "ntkmtl_results").is_dir()
 
 
@@ -181,8 +181,12 @@ def test_kuberay_rayjob_has_a_cpu_head_gpu_workers_and_the_sweep_entrypoint():
     assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
     spec = job["spec"]
     entry = spec["entrypoint"]
-    assert entry.startswith("python -m ntkmtl.tune tune_configs/") and "--address auto" in entry
-    assert "--storage s3://" in entry
+    assert entry.startswith("bash -c 'python -m ntkmtl.tune tune_configs/") and "--address auto" in entry
+    assert "--set storage=s3://" in entry and entry.endswith("exit $status'")
+    subprocess.run(["bash", "-n", "-c", entry], check=True)
+    copy = re.search(r'python -c "(.*?)";', entry).group(1).replace('\\"', '"')
+    compile(copy, "entrypoint", "exec")
+    assert "fs.copy_files(\"results/" in copy and "s3://" in copy
     cluster = spec["rayClusterSpec"]
     assert cluster["rayVersion"] == ray.__version__
     head = cluster["headGroupSpec"]

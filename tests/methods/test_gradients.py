@@ -57,3 +57,19 @@ def test_ntkmtl_sr_weights_by_hand():
     assert torch.allclose(info["weights"], w)
     # loss Σ_k w_k mean_j L_kj -> ∂/∂z_j = Σ_k w_k a_jk / 2
     assert torch.allclose(z.grad.reshape(-1), (a @ w) / 2)
+
+
+def test_per_task_views_give_the_same_norms_in_one_backward():
+    torch.manual_seed(2)
+    z = torch.tanh(torch.randn(6, 4, requires_grad=True))
+    heads = [torch.nn.Linear(4, 1) for _ in range(3)]
+    slices = chunk_slices(6, 2)
+
+    def chunked(views):
+        per_sample = torch.cat([h(v) for h, v in zip(heads, views)], dim=1) ** 2
+        return torch.stack([per_sample[s].mean(0) for s in slices])
+
+    shared = representation_chunk_norms(chunked([z] * 3), z)
+    views = [z.view_as(z) for _ in range(3)]
+    assert torch.allclose(representation_chunk_norms(chunked(views), views), shared)
+    assert torch.allclose(representation_chunk_norms(chunked([z] * 3), [z] * 3), shared)

@@ -21,7 +21,7 @@ def linear_step(name, rows, offsets=None, n_tasks=None, **hparams):
     if losses.dim() == 2:  # [K, n] chunks given per task -> [n, K]
         losses = losses.T
     method = get_method(name, n_tasks or a.shape[0], max_norm=0.0, **hparams)
-    info = method.backward(losses, [theta])
+    info = method.backward(losses, [theta], representation=theta)  # z = θ: only ConsMTL reads it here
     return theta.grad, info
 
 
@@ -184,3 +184,17 @@ def test_directions_agree_with_torchjd(name, hparams, expected, factor):
         factor = float(grad @ expected / (expected @ expected))
         assert factor > 0
     assert torch.allclose(grad, factor * expected, atol=2e-4, rtol=2e-4)
+
+
+def test_graddrop_equals_the_sign_mask_formula():
+    torch.manual_seed(0)
+    grads = torch.randn(4, 300, dtype=torch.float64)
+    method = get_method("graddrop", 4)
+    torch.manual_seed(1)
+    direction, info = method.aggregate(grads, None)
+    torch.manual_seed(1)
+    purity = 0.5 * (1 + grads.sum(0) / (grads.abs().sum(0) + 1e-8))
+    draw = torch.rand(300, dtype=torch.float64)
+    mask = ((purity > draw) & (grads > 0)) | ((purity < draw) & (grads < 0))
+    assert torch.allclose(direction, (grads * mask).sum(0))
+    assert torch.allclose(info["weights"], (grads * mask).abs().sum(1) / grads.abs().sum(1))

@@ -147,6 +147,21 @@ def test_unwritable_local_storage_names_the_path_and_the_cause(tmp_path):
     assert "NotADirectoryError" in text and "Cannot create directory" in text
 
 
+def test_aws_bucket_region_is_looked_up_only_when_given_nowhere(monkeypatch):
+    asked = []
+    monkeypatch.setattr(st.pyarrow.fs, "resolve_s3_region", lambda bucket: asked.append(bucket) or "eu-central-1")
+    monkeypatch.setattr(st, "_probe", lambda location: None)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    location = check_storage("s3://far-bucket/x", multi_node=True)
+    assert asked == ["far-bucket"] and location.filesystem.region == "eu-central-1"
+    assert check_storage({"path": "s3://b/x", "region": "us-west-2"}, True).filesystem.region == "us-west-2"
+    assert check_storage({"path": "s3://b/x", "endpoint_url": "http://h:9"}, True).path == "b/x"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    check_storage("s3://other/x", multi_node=True)
+    assert asked == ["far-bucket"]
+
+
 # --- an S3-compatible server on localhost --------------------------------------------------
 
 
@@ -193,7 +208,7 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
     storage = {"path": "s3://sweeps/runs", "endpoint_url": s3_server}
     config = {
         "name": "s3sweep", "benchmark": "toy", "data": {"n_train": 128, "n_val": 32, "n_test": 32},
-        "train": {"epochs": 3, "batch_size": 64}, "seeds": [0, 1], "methods": {"ls": {}, "ntkmtl": {}},
+        "train": {"epochs": 3, "batch_size": 64}, "seeds": [0, 1], "methods": {"ls": {}},
         "resources": {"cpu": 1}, "scheduler": {"type": "none"}, "storage": storage,
         "output": str(tmp_path / "parquet"), "max_failures": 0,
     }
@@ -203,7 +218,6 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
     env = {**os.environ, "PYTHONPATH": str(root), "NTKMTL_INJECT": "sleep@*:*"}  # 2 s per epoch
     command = [sys.executable, "-m", "ntkmtl.tune", str(config_file)]
 
-    T0 = time.monotonic()
     first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
@@ -212,20 +226,16 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
             break
         time.sleep(0.2)
     assert first.poll() is None, first.stdout.read().decode()[-3000:]
-    print("T interrupt", time.monotonic() - T0)
     first.send_signal(signal.SIGINT)  # what Ctrl-C does: Tune saves its state to S3 and stops
     log = first.communicate(timeout=120)[0].decode()
-    print("T stopped", time.monotonic() - T0)
     rows_before = read_results(tmp_path / "parquet")
-    assert len(rows_before) < 4 * 3, log[-3000:]
+    assert len(rows_before) < 2 * 3, log[-3000:]
 
     second = subprocess.run(command + ["--resume"], cwd=root, env=env, capture_output=True, text=True, timeout=180)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 
-    print("T resumed", time.monotonic() - T0)
-    print(second.stdout[-3000:])
     df = read_results(tmp_path / "parquet")
-    assert len(df) == 4 * 3 and not df.duplicated(["trial_id", "epoch"]).any()
+    assert len(df) == 2 * 3 and not df.duplicated(["trial_id", "epoch"]).any()
     assert set(df["status"]) == {"completed"}
     # Ray's state and the checkpoints are in the bucket, not on local disk
     location = parse_storage(storage)
@@ -236,7 +246,7 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
     assert any("/checkpoint_" in n for n in names)
     # a trial interrupted after epoch k went on from its checkpoint: epoch 1 is never repeated
     results = [p for p in names if p.endswith("/result.json")]
-    assert len(results) == 4
+    assert len(results) == 2
     resumed = 0
     for path in results:
         epochs = [r["epoch"] for r in read_s3_json_lines(location.filesystem, path) if "epoch" in r]

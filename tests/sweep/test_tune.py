@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray")
 
 from ntkmtl.sweep.config import load_config  # noqa: E402
 from ntkmtl.sweep.export import read_results  # noqa: E402
-from ntkmtl.sweep.tune import INJECT_ENV, parse_faults, run_sweep  # noqa: E402
+from ntkmtl.sweep.tune import INJECT_ENV, SweepError, parse_faults, run_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -56,11 +56,7 @@ def trial_table(df):
 def test_sweep_rows_statuses_divergence_and_retry(local_ray, tmp_path, monkeypatch):
     """4 trials: one raises once after epoch 2 (retried from its checkpoint), one's metrics turn NaN."""
     monkeypatch.setenv(INJECT_ENV, "raise_once@2:ls-seed0,nan@2:ntkmtl-ntk_exp=0.5-seed1")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = load_config(write_config(
-        tmp_path, name="basic", methods={"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
-        wandb={"enabled": os.environ.get("NOWB") is None, "mode": "offline", "dir": str(tmp_path / "wandb"), "project": "t"},
-    ))
+    cfg = load_config(write_config(tmp_path, name="basic", methods={"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}}))
     outcome = run_sweep(cfg, verbose=0)
     df = read_results(tmp_path / "out")
     assert outcome.trials == 4 and outcome.errored == 0 and outcome.rows == len(df) == 3 + 3 + 3 + 2
@@ -76,8 +72,22 @@ def test_sweep_rows_statuses_divergence_and_retry(local_ray, tmp_path, monkeypat
     assert df.loc[df["method"] == "ls", "hp_ntk_exp"].isna().all()
     assert (df.loc[df["method"] == "ntkmtl", "hp_ntk_exp"] == 0.5).all()
     assert "ntkmtl ntk_exp=0.5" not in outcome.table and "diverged" in outcome.table  # one config per method here
-    runs = sorted(p.name for p in (tmp_path / "wandb" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 4, runs  # W&B offline: one run per trial, no API key
+
+
+def test_wandb_offline_logs_one_named_run_per_trial_without_a_key(local_ray, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    cfg = load_config(write_config(
+        tmp_path, name="wb", seeds=[3], train={"epochs": 2}, methods={"ntkmtl": {"ntk_exp": [0.75]}},
+        wandb={"enabled": True, "mode": "offline", "dir": str(tmp_path / "wandb"), "project": "p"},
+    ))
+    run_sweep(cfg, verbose=0)
+    runs = list((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    # the run's protobuf log holds its name, its config keys and the per-epoch metrics
+    log = next(runs[0].glob("*.wandb")).read_bytes()
+    for text in (b"ntkmtl-ntk_exp=0.75-seed3", b"hp_ntk_exp", b"config_id", b"val_delta_m", b"train_loss_wave"):
+        assert text in log, text
 
 
 def test_asha_stops_the_clear_loser(local_ray, tmp_path):
@@ -119,7 +129,7 @@ def test_fault_injection_spec_is_validated():
 
 
 def test_driver_killed_mid_sweep_resumes_with_every_row_exactly_once(tmp_path):
-    config = write_config(tmp_path, name="killed", train={"epochs": 4}, methods={"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}})
+    config = write_config(tmp_path, name="killed", train={"epochs": 4})
     env = {**os.environ, INJECT_ENV: "sleep@*:*", "PYTHONPATH": str(REPO)}  # 2 s per epoch: time to kill
     out, experiment = tmp_path / "out", tmp_path / "ray" / "killed"
     driver = subprocess.Popen(
@@ -130,27 +140,27 @@ def test_driver_killed_mid_sweep_resumes_with_every_row_exactly_once(tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             rows = len(read_results(out)) if list(out.glob("*.parquet")) else 0
-            if rows >= 3 and list(experiment.glob("experiment_state-*.json")):
+            if rows >= 2 and list(experiment.glob("experiment_state-*.json")):
                 break
             assert driver.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.5)
+            time.sleep(0.25)
         else:
             pytest.fail("no rows within 120 s")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
         driver.wait()
     before = read_results(out)
-    assert 3 <= len(before) < 16 and set(before["status"]) == {"running"}
-    env.pop(INJECT_ENV)
+    print(f"killed after {time.monotonic() - deadline + 120:.1f} s")
+    assert 2 <= len(before) < 8 and set(before["status"]) == {"running"}
     resumed = subprocess.run(
         [sys.executable, "-m", "ntkmtl.tune", str(config), "--resume"], env=env, cwd=tmp_path,
         capture_output=True, text=True, timeout=240,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    print(f"resumed after {time.monotonic() - deadline + 120:.1f} s")
     after = read_results(out)
-    assert len(after) == 16 and not after.duplicated(["trial_id", "epoch"]).any()
+    assert len(after) == 8 and not after.duplicated(["trial_id", "epoch"]).any()
     assert set(after["status"]) == {"completed"} and set(before["trial_id"]) <= set(after["trial_id"])
-    assert sorted(after.groupby("trial_id")["epoch"].apply(list).tolist()) == [[1, 2, 3, 4]] * 4
-    again = subprocess.run([sys.executable, "-m", "ntkmtl.tune", str(config)], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=60)
-    assert again.returncode == 2 and "already exists" in again.stderr and "--resume" in again.stderr
+    assert sorted(after.groupby("trial_id")["epoch"].apply(list).tolist()) == [[1, 2, 3, 4]] * 2
+    with pytest.raises(SweepError, match="already exists.*--resume"):
+        run_sweep(load_config(config, [f"storage={tmp_path / 'ray'}"]))  # refused before Ray starts
