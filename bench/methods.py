@@ -192,6 +192,7 @@ def main(argv=None):
             cells.append(f"{t * 1e3:.1f} | {t / results[k]['ls']:.2f}")
         print(f"| {name} | {needs} | " + " | ".join(cells) + " |")
     if "ntkmtl" in names:
+        print()
         for k in args.tasks:
             ratio = results[k]["ntkmtl"] / results[k][REFERENCE]
             print(f"K={k}: ntkmtl / reference loop = {ratio:.2f}")

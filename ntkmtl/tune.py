@@ -8,7 +8,6 @@ for the YAML layout and ``tune_configs/`` for examples.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ntkmtl.methods import describe_methods
@@ -44,16 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ntkmtl.sweep.config import load_config
-    from ntkmtl.sweep.plan import build_plan, dry_run_table
+    from ntkmtl.sweep.config import check_benchmark_data, load_config
+    from ntkmtl.sweep.plan import build_plan, dry_run_table, local_resources
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides, check_data=False)
         specs = build_plan(cfg)
         if args.dry_run:
-            cpus, gpus = _local_resources()
+            cpus, gpus = local_resources()
             print(dry_run_table(cfg, specs, cpus, gpus))
+            try:
+                check_benchmark_data(cfg)
+            except ValueError as error:  # the plan is still worth seeing (costs) before the data exists
+                print(f"\nwarning: a real run would stop here: {error}")
             return 0
+        check_benchmark_data(cfg)
         from ntkmtl.sweep.tune import run_sweep
 
         outcome = run_sweep(cfg, resume=args.resume, address=args.address)
@@ -71,18 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{outcome.errored} trial(s) errored; see the Ray experiment directory for their tracebacks", file=sys.stderr)
         return 1
     return 0
-
-
-def _local_resources() -> tuple[float, float]:
-    """CPUs and GPUs of this machine (what a local Ray instance would offer)."""
-    gpus = 0
-    try:
-        import torch
-
-        gpus = torch.cuda.device_count()
-    except Exception:  # torch without a working CUDA runtime: no GPUs
-        gpus = 0
-    return float(os.cpu_count() or 1), float(gpus)
 
 
 if __name__ == "__main__":

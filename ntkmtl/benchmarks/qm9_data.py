@@ -26,8 +26,12 @@ returns a ``QM9Graphs``: an indexable torch ``Dataset`` of PyG ``Data`` objects,
 - ``idx``: PyG's ``idx`` (QM9 index − 1), ``name``: ``gdb_<QM9 index>``.
 
 ``indices`` are PyG dataset positions 0..130830 (row i of qm9pack = PyG's ``dataset[i]``); the
-dataset keeps their order. ``QM9Graphs.subset(positions)`` gives views (e.g. a split) without
-copying; ``graphs.positions`` are the dataset positions of its items.
+dataset keeps their order. ``graphs.subset(items)`` / ``graphs[a:b]`` give views (e.g. a split)
+without copying; ``graphs.positions`` are the dataset positions of its items, ``graphs.y`` all
+their targets [len, 19] (training-set statistics), ``graphs.bond_methods`` how each molecule's
+bonds were found. ``graphs.loader(...)`` returns a re-iterable ``GraphLoader`` (attributes
+``dataset``, ``generator``; ``len`` = batches per epoch) whose shuffling depends only on its
+generator. ``reference_complete`` is the reference's on-the-fly transform, for comparisons.
 
 Sources:
 - ``"qm9pack"`` (default): the CSVs of the PyPI wheel ``qm9pack`` 1.0.3, converted with RDKit
@@ -91,6 +95,7 @@ PYG_LAYOUT = (
 PYG_HOW = "run torch_geometric.datasets.QM9(root) once on a machine with internet, then copy root here"
 _CSV_COLUMNS = ("Index", "Elements", "XYZ_Ang") + QM9PACK_TARGET_COLUMNS
 _CHUNK = 2000
+_PARALLEL_FROM = 10_000  # smaller selections convert in-process (a few seconds; no fork inside a Ray worker)
 _N_CACHE: dict[str, int] = {}  # molecules per source signature, filled by every CSV read
 
 
@@ -252,12 +257,15 @@ def load_qm9(source: str = "qm9pack", root: str | Path | None = None, cache_dir:
     if store_is_complete(full):
         store = Store(full)
         return QM9Graphs(store, None if indices is None else _check_indices(indices, len(store)))
-    wanted = None if indices is None else _check_indices(indices, n_molecules(source, root))
-    if wanted is None:
-        selection, path = np.arange(n_molecules(source, root)), full
+    if indices is None:
+        wanted, selection, path = None, None, full
     else:
+        wanted = _check_indices(indices, None)
         selection = np.unique(wanted)
         path = cache / f"{family}-n{len(selection)}-{hashlib.sha1(selection.tobytes()).hexdigest()[:12]}"
+    if not store_is_complete(path):  # about to build: check the selection against the source
+        n_total = n_molecules(source, root)
+        selection = np.arange(n_total) if wanted is None else np.unique(_check_indices(wanted, n_total))
     with _build_lock(path):
         remove_stale_temporaries(path)
         if not store_is_complete(path):
@@ -289,23 +297,31 @@ def reference_complete(data):
 
 
 def _check_source(source: str) -> str:
+    """``source`` if it is one of ``SOURCES``, else a ValueError listing them."""
     if source not in SOURCES:
         raise ValueError(f"unknown QM9 source {source!r}; valid sources: {', '.join(SOURCES)}")
     return source
 
 
-def _check_indices(indices: Iterable[int], n_total: int) -> np.ndarray:
+def _check_indices(indices: Iterable[int], n_total: int | None) -> np.ndarray:
+    """``indices`` as int64 positions; ValueError for non-integers, negatives or (when
+    ``n_total`` is given) positions past the end."""
     array = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
     if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
         raise ValueError(f"indices must be a 1-D sequence of integers (dataset positions); got {array!r:.80}")
+    if array.size == 0:
+        raise ValueError("indices is empty; give at least one dataset position, or None for all molecules")
     array = array.astype(np.int64)
-    if array.size and (array.min() < 0 or array.max() >= n_total):
-        bad = array[(array < 0) | (array >= n_total)][0]
-        raise ValueError(f"index {bad} is not a QM9 dataset position; valid positions: 0..{n_total - 1}")
+    upper = np.iinfo(np.int64).max if n_total is None else n_total
+    if array.min() < 0 or array.max() >= upper:
+        bad = array[(array < 0) | (array >= upper)][0]
+        valid = "0 or more" if n_total is None else f"0..{n_total - 1}"
+        raise ValueError(f"index {bad} is not a QM9 dataset position; valid positions: {valid}")
     return array
 
 
 def _file_signature(files: Sequence[Path]) -> list:
+    """Path, size and mtime of each source file: a store is reused only for unchanged files."""
     return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
@@ -359,6 +375,8 @@ def _pool_context():
 
 
 def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: bool) -> tuple[dict, dict]:
+    """(store arrays, metadata) of the molecules at positions ``selection`` of the CSV files;
+    RDKit runs in one worker process per core, chunk by chunk."""
     try:
         import rdkit  # noqa: F401
     except ImportError:
@@ -375,7 +393,7 @@ def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: 
     from tqdm import tqdm
 
     bar = tqdm(total=len(selection), desc="QM9: molecules → complete graphs", unit="mol", disable=not progress)
-    workers = min(os.cpu_count() or 1, len(chunks))
+    workers = min(os.cpu_count() or 1, len(chunks)) if len(selection) >= _PARALLEL_FROM else 1
     if workers > 1:
         with _pool_context().Pool(workers) as pool:
             for result in pool.imap(_convert_chunk, chunks):
@@ -396,6 +414,7 @@ def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: 
 
 
 def _assemble(results: list[dict], y: np.ndarray, idx: np.ndarray, selection: np.ndarray) -> dict[str, np.ndarray]:
+    """The store arrays (``qm9_store.ARRAYS``) from per-chunk results, targets and indices."""
     n_atoms = np.concatenate([r["n_atoms"] for r in results]).astype(np.int64)
     cat = {k: np.concatenate([r[k] for r in results]) for k in ("x", "z", "pos", "edge_bond", "edge_dist")}
     return {
@@ -410,6 +429,7 @@ def _assemble(results: list[dict], y: np.ndarray, idx: np.ndarray, selection: np
 
 
 def _pyg_root(root: str | Path | None) -> Path:
+    """``root`` resolved, or a DataError when it is not a PyG QM9 root PyG can load offline."""
     if root is None:
         raise DataError(f"QM9 source 'pyg' needs root=<PyG QM9 root>.\nExpected layout:\n{PYG_LAYOUT}\nHow to get it: {PYG_HOW}")
     path = Path(root).expanduser().resolve()
@@ -424,6 +444,7 @@ def _pyg_root(root: str | Path | None) -> Path:
 
 
 def _pyg_signature(root: str | Path | None) -> list:
+    """The file signature of a PyG root: its processed file, else its three raw files."""
     path = _pyg_root(root)
     files = [path / "processed" / "data_v3.pt"]
     if not files[0].exists():
@@ -432,6 +453,7 @@ def _pyg_signature(root: str | Path | None) -> list:
 
 
 def _pyg_dataset(root: str | Path | None):
+    """``torch_geometric.datasets.QM9(root)``, with load failures turned into one DataError."""
     from torch_geometric.datasets import QM9
 
     path = _pyg_root(root)
@@ -445,6 +467,8 @@ def _pyg_dataset(root: str | Path | None):
 
 
 def _build_from_pyg(root: str | Path | None, selection: np.ndarray, progress: bool) -> tuple[dict, dict]:
+    """(store arrays, metadata) of PyG's own QM9 molecules at ``selection``: PyG's fields taken
+    as they are, complete graphs and distances added as for qm9pack."""
     from tqdm import tqdm
 
     dataset = _pyg_dataset(root)

@@ -92,6 +92,13 @@ class Store:
     def __len__(self) -> int:
         return len(self.idx)
 
+    def __getstate__(self) -> dict:
+        """Pickle the path only (Ray, DataLoader workers): the copy reopens the same files."""
+        return {"path": str(self.path)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(Path(state["path"]))
+
     def graph(self, row: int) -> Data:
         """Molecule ``row`` of the store as a PyG ``Data`` (complete graph, edge_attr dim 5)."""
         a, b = int(self.node_ptr[row]), int(self.node_ptr[row + 1])

@@ -34,7 +34,7 @@ class FAMO(LossWeightingMethod):
     def loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
         losses = losses.detach()
         self.previous_losses = losses.clone()
-        z = torch.softmax(self.logits.detach(), dim=0).to(losses.dtype)
+        z = torch.softmax(self.logits.detach(), dim=0).to(dtype=losses.dtype, device=losses.device)
         inverse = z / (losses + LOG_EPS)
         return inverse / inverse.sum()
 

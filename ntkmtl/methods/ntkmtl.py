@@ -12,6 +12,11 @@ slow the fast tasks and speed up the slow ones; the shared update is K · Σ_k w
 General n (§1.5 of REFERENCE.md): the batch is split into n chunks, J_k (n × P) holds the chunk
 gradients of task k, λ_k = the largest eigenvalue of J_k J_kᵀ, and the update uses the chunk-mean
 gradients: K · Σ_k w_k · mean_j g_kj. It costs n · K backward passes and n · K · P floats.
+
+Reference defects not reproduced: λ_k is floored at eps·Σλ (a zero-gradient task gets a finite
+weight instead of inf/NaN); no dead P × K × B buffer is allocated; each task's gradient is copied
+once, row-wise, into G (the reference clones every parameter's .grad and copies it into a column
+of a P × K buffer — bench/methods.py measures the difference).
 """
 import torch
 

@@ -6,6 +6,9 @@ k's attended features), not the parameters. Each chunk's loss depends only on it
 so the rows of J_k are orthogonal and the largest eigenvalue of J_k J_kᵀ is λ_k = max_j ‖∂L_kj/∂z‖².
 With w_k = (Σ_j λ_j / λ_k) ^ ntk_exp the loss Σ_k w_k · mean_j L_kj takes ONE backward pass:
 almost the cost of plain training, against K backward passes through the encoder for NTKMTL.
+A model that hands each head its own view of z (``[z.view_as(z) for _ in heads]``) and returns
+the K views lets all K representation gradients come from one backward through the heads
+(``gradients.representation_chunk_norms``); with one shared z it takes K.
 """
 from ntkmtl.methods.base import HParam, WeightMethod
 from ntkmtl.methods.gradients import representation_chunk_norms

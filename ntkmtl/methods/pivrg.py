@@ -6,11 +6,12 @@ Tasks that currently perform worse get a larger prior p_k in a FairGrad-type upd
     T = max((max s − min s) / log(bound), mintemp),  p = K · softmax(s / T)    (p_max / p_min ≤ bound)
     (G Gᵀ) x = (p / x)^(1/2),   update = K · Gᵀ x
 
-where s_k is task k's score, larger = worse. The reference feeds each task's term of Δm on the
-previous epoch's validation set; the trainer contract gives methods the epoch's mean training
-losses, so by default s_k = 100 · (L̄_k − L̄_k(1)) / L̄_k(1), the relative change (%) of task k's mean
-training loss since the first epoch — the same form as a Δm term, with the first epoch as
-baseline. A trainer that has validation Δm terms may pass them with ``set_scores``. Scores start
+where s_k is task k's score, larger = worse. The PIVRG authors' trainers (MTLlib) feed each
+task's term of Δm on the previous epoch's validation set; the NTKMTL repository's trainers pass
+no scores at all, so its PIVRG cannot run there. The trainer contract here gives methods the
+epoch's mean training losses, so by default s_k = 100 · (L̄_k − L̄_k(1)) / L̄_k(1), the relative
+change (%) of task k's mean training loss since the first epoch — the same form as a Δm term,
+with the first epoch as baseline. A trainer that has validation Δm terms may pass them with ``set_scores``. Scores start
 at 0 (uniform prior) as in the reference.
 """
 import math

@@ -213,17 +213,25 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
             f"is below the {len(seeds)} seeds: seed_asha pauses a configuration's seeds until all of them "
             "reach a rung, so all must be able to start; use 0 (no limit) or at least the number of seeds",
         )
-    if check_data:
-        try:
-            benchmark.check_data()
-        except (DataError, OSError) as error:
-            key = "root" if "root" in benchmark.options else None
-            c.fail(f"data.{key}" if key else "data", benchmark.options.get(key) if key else data, f"the data is not usable: {error}")
-    return SweepConfig(
+    config = SweepConfig(
         name=name, benchmark=benchmark_name, data=dict(benchmark.options), train=train, seeds=seeds,
         methods=methods, resources=resources, scheduler=scheduler, storage=storage, output=output,
         max_failures=max_failures, max_concurrent=max_concurrent, wandb=wandb, source=source,
     )
+    if check_data:
+        check_benchmark_data(config)
+    return config
+
+
+def check_benchmark_data(cfg: SweepConfig) -> None:
+    """Raise ConfigError (naming ``data.root`` and the path) when the benchmark's data is missing."""
+    benchmark = get_benchmark(cfg.benchmark, **cfg.data)
+    try:
+        benchmark.check_data()
+    except (DataError, OSError) as error:
+        key = "root" if "root" in benchmark.options else None
+        value = benchmark.options.get(key) if key else cfg.data
+        _Checker(cfg.source).fail(f"data.{key}" if key else "data", value, f"the data is not usable: {error}")
 
 
 # -- sections --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -117,7 +118,8 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
         "",
         f"resources per trial: {cfg.resources.cpu:g} CPU, {gpu:g} GPU (gpu: {gpu_text})",
         f"this machine: {cpus:g} CPUs, {gpus:g} GPUs -> {concurrency} trials at once"
-        + (f" (max_concurrent {cfg.max_concurrent})" if cfg.max_concurrent else ""),
+        + (f" (max_concurrent {cfg.max_concurrent})" if cfg.max_concurrent else "")
+        + (" (a trial does not fit here: run it on a cluster with --address)" if concurrency == 0 else ""),
         "scheduler: none (every trial runs all its epochs)" if s.type == "none" else
         f"scheduler: {s.type} on {s.metric} ({s.mode}), grace period {s.grace_period}, reduction factor "
         f"{s.reduction_factor:g}: the epoch counts above are an upper bound",
@@ -128,6 +130,17 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
     ]
     lines += [f"{t.config_id}  {t.seed:>4}  {t.label}" for t in specs]
     return "\n".join(lines)
+
+
+def local_resources() -> tuple[float, float]:
+    """CPUs and GPUs of this machine: what a local Ray instance would offer."""
+    import torch
+
+    try:
+        gpus = torch.cuda.device_count()
+    except RuntimeError:  # a broken CUDA runtime: no usable GPU
+        gpus = 0
+    return float(os.cpu_count() or 1), float(gpus)
 
 
 def _short(value: Any) -> str:

@@ -45,7 +45,7 @@ from ntkmtl.benchmarks import Benchmark, get_benchmark
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
-from ntkmtl.sweep.plan import TrialSpec, build_plan, hparam_kinds
+from ntkmtl.sweep.plan import TrialSpec, build_plan, hparam_kinds, local_resources
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 from ntkmtl.sweep.storage import StorageLocation, check_storage
 from ntkmtl.sweep.summary import format_summary, summarize
@@ -349,15 +349,16 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     location = check_storage(cfg.storage, multi_node=False) if address is None else None
     if location is not None:
         _check_resume(location, cfg.name, resume)
+        _check_fits_here(cfg)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table reporter, trimmed below
     # num_to_keep forces a state snapshot per kept checkpoint: intended (resume needs it), not a warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    _prepare_data(cfg)
     _start_ray(address)
     if location is None:
         multi_node = sum(1 for node in ray.nodes() if node.get("Alive")) > 1
         location = check_storage(cfg.storage, multi_node=multi_node)
         _check_resume(location, cfg.name, resume)
-    _prepare_data(cfg)
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     gpu = cfg.resources.gpu_for(cfg.benchmark, cluster_gpus)
     trainable = tune.with_resources(run_trial, {"cpu": cfg.resources.cpu, "gpu": gpu})
@@ -392,12 +393,21 @@ def _check_resume(location: StorageLocation, name: str, resume: bool) -> None:
         )
 
 
+def _check_fits_here(cfg: SweepConfig) -> None:
+    """A local run needs at least one trial's resources on this machine (else Ray would wait forever)."""
+    cpus, gpus = local_resources()
+    gpu = cfg.resources.gpu_for(cfg.benchmark, gpus)
+    if cfg.resources.cpu > cpus or gpu > gpus:
+        raise SweepError(
+            f"resources: a trial needs {cfg.resources.cpu:g} CPU and {gpu:g} GPU, but this machine has {cpus:g} "
+            f"CPUs and {gpus:g} GPUs; lower them (e.g. --set resources.cpu=1) or run on a cluster with --address"
+        )
+
+
 def _prepare_data(cfg: SweepConfig) -> None:
     """Load (and for QM9, convert and cache) the data once in the driver, before trials start in parallel."""
-    from ntkmtl.benchmarks import get_benchmark as build
-
     started = time.monotonic()
-    benchmark = build(cfg.benchmark, **cfg.data)
+    benchmark = get_benchmark(cfg.benchmark, **cfg.data)
     batch = cfg.train.get("batch_size") or benchmark.defaults.batch_size
     benchmark.loaders(batch, 0, 0)
     print(f"data ready ({cfg.benchmark}, {time.monotonic() - started:.1f} s)", flush=True)

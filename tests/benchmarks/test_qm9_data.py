@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.util
+import pickle
 import shutil
 import threading
 import time
@@ -207,6 +208,16 @@ def test_subsets_keep_order_and_positions(graphs, tmp_path):
         graphs.subset([0, 6])
 
 
+def test_worker_processes_convert_exactly_as_in_process(graphs, tmp_path, monkeypatch):
+    monkeypatch.setattr(qm9_data, "_CHUNK", 2)  # 3 chunks of 2 molecules over a process pool
+    monkeypatch.setattr(qm9_data, "_PARALLEL_FROM", 1)
+    monkeypatch.setattr(qm9_data.os, "cpu_count", lambda: 2)
+    pooled = load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)
+    for a, b in zip(pooled, graphs):
+        assert all(torch.equal(a[f], b[f]) for f in ALL_FIELDS)
+    assert pooled.bond_methods == graphs.bond_methods
+
+
 def test_cache_round_trip_is_memory_mapped_and_never_reconverts(tmp_path, monkeypatch):
     first = load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)
     monkeypatch.setattr(qm9_data, "_convert_chunk", lambda chunk: pytest.fail("converted again"))
@@ -217,6 +228,14 @@ def test_cache_round_trip_is_memory_mapped_and_never_reconverts(tmp_path, monkey
         assert all(torch.equal(a[f], b[f]) for f in ALL_FIELDS)
     assert subset.store.path == again.store.path and [g.name for g in subset] == ["gdb_133885", "gdb_4"]
     assert again.store.meta["n_molecules"] == 6 and again.store.meta["bond_methods"]["hueckel"] == 2
+
+
+def test_pickling_sends_the_path_not_the_arrays(graphs):
+    blob = pickle.dumps(graphs.subset([5, 2]))
+    copy = pickle.loads(blob)
+    assert len(blob) < 2000 and isinstance(copy.store.edge_dist, np.memmap)
+    assert [g.name for g in copy] == ["gdb_133885", "gdb_105"]
+    assert torch.equal(copy[0].edge_attr, graphs[5].edge_attr)
 
 
 def test_a_killed_build_leaves_no_store(tmp_path, monkeypatch):
@@ -311,6 +330,8 @@ def test_the_real_wheel_positions_are_pyg_positions(graphs, tmp_path):
         ({"source": "sdf"}, ValueError, "valid sources: qm9pack, pyg"),
         ({"indices": [0, 6]}, ValueError, "index 6 .*valid positions: 0..5"),
         ({"indices": [0.5]}, ValueError, "integers"),
+        ({"indices": [-1]}, ValueError, "index -1 .*valid positions: 0 or more"),
+        ({"indices": []}, ValueError, "indices is empty"),
     ],
 )
 def test_bad_arguments_name_the_value_and_the_valid_ones(kwargs, error, match, tmp_path):

@@ -215,3 +215,31 @@ def test_readme_shows_how_to_use_every_file():
     assert "sbatch cluster/slurm/ray-sweep.sbatch" in readme
     assert "kubectl apply -f cluster/kuberay/rayjob.yaml" in readme
     assert os.path.exists(CLUSTER / "kuberay" / "Dockerfile.dockerignore")
+
+
+def readme_rows(heading: str) -> dict[str, list[str]]:
+    """The rows of the first table under ``heading`` in cluster/README.md, by first cell."""
+    text = (CLUSTER / "README.md").read_text().split(heading, 1)[1]
+    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+@pytest.mark.parametrize("bench", ["qm9", "celeba", "nyuv2", "cityscapes"])
+def test_readme_packing_and_cost_tables_match_the_paper_configs(bench):
+    from ntkmtl.sweep.config import load_config
+    from ntkmtl.sweep.plan import build_plan
+
+    cfg = load_config(ROOT / "tune_configs" / f"{bench}_paper.yaml", check_data=False)
+    trials, epochs = len(build_plan(cfg)), cfg.epochs
+    fraction = cfg.resources.gpu_for(bench, cluster_gpus=1.0)
+    label = {"qm9": "QM9", "celeba": "CelebA", "nyuv2": "NYUv2", "cityscapes": "Cityscapes"}[bench]
+
+    per_trial, one_gpu, four_gpu = readme_rows("## GPU fractions per benchmark")[label][1:4]
+    assert per_trial == f"{fraction:g} GPU, {cfg.resources.cpu:g} CPUs"
+    assert int(one_gpu) == min(1 / fraction, 8 / cfg.resources.cpu)
+    assert int(four_gpu) == min(4 / fraction, 32 / cfg.resources.cpu, 48 / cfg.resources.cpu)
+
+    cost = readme_rows("## Cost of the paper's full grid")[label]
+    assert [int(cost[0]), int(cost[1]), int(cost[2].replace(",", ""))] == [trials, epochs, trials * epochs]
+    assert float(cost[3]) == fraction
+    assert float(cost[4]) == pytest.approx(trials * epochs * fraction / 3600)

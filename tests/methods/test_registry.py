@@ -45,6 +45,7 @@ def test_unknown_method_lists_valid_names():
         ("ls", {"max_norm": -1}, r"max_norm=-1 is out of range"),
         ("go4align", {"num_groups": True}, r"num_groups=True is not a number"),
         ("stl", {"main_task": 2}, r"main_task=2 is out of range; valid: int in \[0, 1\]"),
+        ("nashmtl", {"solver": "scs"}, r"solver='scs' is not valid; valid: one of 'newton', 'ecos'"),
     ],
 )
 def test_bad_hyperparameters_quote_value_and_valid_range(name, hparams, pattern):
@@ -69,3 +70,11 @@ def test_describe_methods_lists_every_method_and_hparam():
 def test_wrong_loss_shape_is_a_clear_error():
     with pytest.raises(ValueError, match=r"losses of shape \(3,\), expected \[2\]"):
         get_method("ls", 2).backward(torch.ones(3, requires_grad=True), [])
+
+
+def test_methods_that_read_the_representation_say_so_and_require_it():
+    readers = {name for name, cls in METHODS.items() if cls.uses_representation or cls.needs == "representation"}
+    assert readers == {"ntkmtl_sr", "consmtl"}
+    theta = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match="method 'consmtl' needs the shared representation"):
+        get_method("consmtl", 2).backward(theta * 1.0, [theta])
