@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     print(outcome.table)
     print(f"{outcome.rows} rows from {outcome.trials} trials in {outcome.output} (read with ntkmtl.sweep.export.read_results)")
     print(f"Ray experiment: {outcome.experiment_path}")
+    if outcome.unfinished:
+        print(f"interrupted: {outcome.unfinished} trial(s) unfinished; continue with --resume", file=sys.stderr)
+        return 130
     if outcome.errored:
         print(f"{outcome.errored} trial(s) errored; see the Ray experiment directory for their tracebacks", file=sys.stderr)
         return 1

@@ -322,6 +322,7 @@ class SweepOutcome:
     trials: int
     rows: int
     errored: int
+    unfinished: int
     wall_seconds: float
     table: str
 
@@ -370,14 +371,15 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     else:
         tuner = _new_tuner(cfg, specs, faults, trainable, location, verbose)
     grid = tuner.fit()
-    outcome_rows = _finalize(cfg, grid, specs)
-    df = read_results(cfg.output) if outcome_rows else None
+    unfinished = _finalize(cfg, grid, specs)
+    has_rows = any(Path(cfg.output).expanduser().glob("*.parquet"))
+    df = read_results(cfg.output) if has_rows else None
     wall = time.monotonic() - start
     table = format_summary(summarize(df), wall) if df is not None else "no results"
     errored = sum(1 for r in grid if r.error is not None)
     return SweepOutcome(
         experiment_path=location.join(cfg.name), output=cfg.output, trials=len(grid),
-        rows=0 if df is None else len(df), errored=errored, wall_seconds=wall, table=table,
+        rows=0 if df is None else len(df), errored=errored, unfinished=unfinished, wall_seconds=wall, table=table,
     )
 
 
@@ -442,22 +444,22 @@ def _new_tuner(cfg, specs, faults, trainable, location, verbose):
     )
 
 
-def _finalize(cfg: SweepConfig, grid, specs: list[TrialSpec]) -> bool:
-    """Give every trial file a final status (a driver killed between a trial's end and its
-    callback leaves ``running``); return whether any rows exist."""
+def _finalize(cfg: SweepConfig, grid, specs: list[TrialSpec]) -> int:
+    """Give every ended trial's file its final status (a driver killed between a trial's end and
+    its callback leaves ``running``); return how many trials are unfinished (an interrupted sweep)."""
     exporter = ParquetExporter(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs))
-    any_rows = False
+    unfinished = 0
     for result in grid:
-        trial_id = (result.metrics or {}).get("trial_id")
-        if trial_id is None:
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id")
+        status = exporter.status(trial_id) if trial_id is not None else None
+        if status in FINAL_STATUSES:
             continue
-        status = exporter.status(trial_id)
-        if status is None:
-            continue
-        any_rows = True
-        if status not in FINAL_STATUSES:
+        if status is not None and (result.error is not None or metrics.get("done")):
             exporter.finish(trial_id, "error" if result.error is not None else "complete")
-    return any_rows or any(Path(cfg.output).expanduser().glob("*.parquet"))
+        elif result.error is None:
+            unfinished += 1
+    return unfinished
 
 
 __all__ = [

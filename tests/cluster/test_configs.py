@@ -219,8 +219,10 @@ def test_readme_shows_how_to_use_every_file():
 
 def readme_rows(heading: str) -> dict[str, list[str]]:
     """The rows of the first table under ``heading`` in cluster/README.md, by first cell."""
-    text = (CLUSTER / "README.md").read_text().split(heading, 1)[1]
-    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ")]
+    lines = (CLUSTER / "README.md").read_text().split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    rows = [line.strip("|").split("|") for line in lines[start:end]]
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
 
 

@@ -22,8 +22,8 @@ def test_help_lists_methods_and_their_hyperparameters(capsys):
 def test_dry_run_prints_the_plan(capsys):
     assert main([str(CONFIGS / "quickstart.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "10 trials = 5 configurations x 2 seeds, 4 epochs each" in out
-    assert "ntkmtl                  2       4      16" in out and "seed_asha on val_delta_m (min)" in out
+    assert "10 trials = 5 configurations x 2 seeds, 3 epochs each" in out
+    assert "ntkmtl                  2       4      12" in out and "seed_asha on val_delta_m (min)" in out
 
 
 def test_dry_run_of_a_paper_grid_warns_about_missing_data(capsys, tmp_path):

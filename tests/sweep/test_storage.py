@@ -208,7 +208,7 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
     storage = {"path": "s3://sweeps/runs", "endpoint_url": s3_server}
     config = {
         "name": "s3sweep", "benchmark": "toy", "data": {"n_train": 128, "n_val": 32, "n_test": 32},
-        "train": {"epochs": 3, "batch_size": 64}, "seeds": [0, 1], "methods": {"ls": {}},
+        "train": {"epochs": 4, "batch_size": 64}, "seeds": [0, 1], "methods": {"ls": {}},
         "resources": {"cpu": 1}, "scheduler": {"type": "none"}, "storage": storage,
         "output": str(tmp_path / "parquet"), "max_failures": 0,
     }
@@ -229,13 +229,13 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
     first.send_signal(signal.SIGINT)  # what Ctrl-C does: Tune saves its state to S3 and stops
     log = first.communicate(timeout=120)[0].decode()
     rows_before = read_results(tmp_path / "parquet")
-    assert len(rows_before) < 2 * 3, log[-3000:]
+    assert len(rows_before) < 2 * 4, log[-3000:]
 
     second = subprocess.run(command + ["--resume"], cwd=root, env=env, capture_output=True, text=True, timeout=180)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 
     df = read_results(tmp_path / "parquet")
-    assert len(df) == 2 * 3 and not df.duplicated(["trial_id", "epoch"]).any()
+    assert len(df) == 2 * 4 and not df.duplicated(["trial_id", "epoch"]).any()
     assert set(df["status"]) == {"completed"}
     # Ray's state and the checkpoints are in the bucket, not on local disk
     location = parse_storage(storage)
@@ -250,6 +250,6 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
     resumed = 0
     for path in results:
         epochs = [r["epoch"] for r in read_s3_json_lines(location.filesystem, path) if "epoch" in r]
-        assert epochs.count(1) == 1 and epochs[-1] == 3, epochs
+        assert epochs.count(1) == 1 and epochs[-1] == 4, epochs
         resumed += len({r["pid"] for r in read_s3_json_lines(location.filesystem, path)}) > 1
     assert resumed >= 1

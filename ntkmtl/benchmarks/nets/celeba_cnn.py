@@ -24,7 +24,11 @@ def scaled(channels: int, width_multiplier: float) -> int:
 
 
 class CelebACNN(MultiTaskModel):
-    """forward(images [B, 3, H, W] in [0, 1], or a batch dict with "image") → ([B, K] logits, z [B, 512])."""
+    """forward(images [B, 3, H, W] in [0, 1], or a batch dict with "image") → ([B, K] logits, z).
+
+    z is a list of K views of the one shared 512-d representation [B, 512], head k reading view
+    k: then one backward pass gives every task's ∂L_k/∂z, which is what makes NTKMTL-SR cheap.
+    """
 
     def __init__(self, n_tasks: int = 40, width_multiplier: float = 1.0):
         super().__init__()
@@ -50,8 +54,9 @@ class CelebACNN(MultiTaskModel):
     def forward(self, batch):
         images = batch["image"] if isinstance(batch, dict) else batch
         z = self.encoder(images)
-        logits = torch.cat([head(z) for head in self.heads], dim=1)
-        return logits, z
+        views = [z.view_as(z) for _ in self.heads]
+        logits = torch.cat([head(v) for head, v in zip(self.heads, views)], dim=1)
+        return logits, views
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())
