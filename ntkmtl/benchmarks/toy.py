@@ -9,7 +9,8 @@ difficulty so that loss weighting matters (the situation NTKMTL is built for):
 
 Each target gets Gaussian noise of ``noise`` × its scale. Directions a, b and every sample come
 from ``data_seed`` only, so every training seed sees the same data. Model: an MLP encoder
-(8 → 64 → 64, ReLU) whose output is the shared representation z, and one linear head per task.
+(8 → 64 → 64, ReLU) whose output is the shared representation z, and one linear head per task;
+the model returns z as K views (one per head), so NTKMTL-SR gets every ∂L_k/∂z from one backward.
 Loss: squared error per sample; metrics: MAE per task. The Δm "baselines" are the tasks'
 generating scales (1.0, 10.0, 0.1), so Δm = mean_k MAE_k / scale_k × 100 − 100: a plain,
 scale-free summary (not an STL result). One epoch takes milliseconds: it exists for smoke tests,
@@ -61,9 +62,9 @@ class ToyNet(MultiTaskModel):
         self.heads = torch.nn.ModuleList(torch.nn.Linear(hidden, 1) for _ in range(n_tasks))
 
     def forward(self, batch):
-        x = batch[0]
-        z = self.encoder(x)
-        return torch.cat([head(z) for head in self.heads], dim=1), z
+        z = self.encoder(batch[0])
+        views = [z.view_as(z) for _ in self.heads]  # head k reads views[k]: ∂L_k/∂z in one backward (NTKMTL-SR)
+        return torch.cat([head(v) for head, v in zip(self.heads, views)], dim=1), views
 
     def shared_parameters(self):
         return list(self.encoder.parameters())

@@ -184,7 +184,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
         c.fail("name", name, "may contain only letters, digits, '-', '_' and '.' (it names directories)")
 
     benchmark_name = raw["benchmark"]
-    if benchmark_name not in BENCHMARKS:
+    if not isinstance(benchmark_name, str) or benchmark_name not in BENCHMARKS:
         c.fail("benchmark", benchmark_name, f"is not a known benchmark; valid: {', '.join(sorted(BENCHMARKS))}")
     data = dict(c.mapping("data", raw.get("data") or {}, None))
     try:

@@ -49,9 +49,10 @@ def test_mae_and_delta_m_by_hand(toy):
 def test_loss_terms_are_per_sample_squared_errors(toy):
     model = toy.build_model()
     batch = next(iter(toy.loaders(8, 0)[0]))
-    outputs, z = model(batch)
+    outputs, views = model(batch)
     sums, counts = toy.loss_terms(outputs, batch)
-    assert sums.shape == counts.shape == (8, 3) and z.shape == (8, 64)
+    assert sums.shape == counts.shape == (8, 3)
+    assert len(views) == 3 and all(torch.equal(v, views[0]) and v.shape == (8, 64) for v in views)
     assert torch.allclose(sums.sum(0) / counts.sum(0), ((outputs - batch[1]) ** 2).mean(0))
     assert len(model.shared_parameters()) == 4 and len(model.task_specific_parameters()) == 6
 

@@ -161,9 +161,11 @@ def test_sbatch_script_starts_head_then_workers_then_the_sweep(tmp_path):
                             env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 3, result.stderr  # the sweep's exit status is the job's
     calls = [line.split() for line in log.read_text().splitlines()]
-    starts = [c for c in calls if c[0] == "srun"]
-    assert [c[c.index("-w") + 1] for c in starts] == ["gpu01", "gpu02", "gpu03"]
-    head, *workers = starts
+    starts = [c for c in calls if c[0] == "srun"]  # started in the background: any order
+    node = {c[c.index("-w") + 1]: c for c in starts}
+    assert sorted(node) == ["gpu01", "gpu02", "gpu03"] and len(starts) == 3
+    head, workers = node["gpu01"], [node["gpu02"], node["gpu03"]]
+    assert ["ray", "status", "--address=10.1.2.3:6379"] in calls  # waited for the head
     for call in starts:
         assert {"--num-cpus=16", "--num-gpus=4", "--block", "--temp-dir=/tmp/ray_77"} <= set(call)
     assert {"--head", "--node-ip-address=10.1.2.3", "--port=6379"} <= set(head)

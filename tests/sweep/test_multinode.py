@@ -33,6 +33,8 @@ SMALL_STORE = 80 * 1024 * 1024  # bytes of object store per node: the trials mov
 
 @pytest.fixture(scope="module")
 def cluster():
+    if ray.is_initialized():  # a Ray left running by an earlier test would take our connection
+        ray.shutdown()
     cluster = Cluster(
         initialize_head=True, connect=True,
         head_node_args={"num_cpus": 1, "num_gpus": 0, "object_store_memory": SMALL_STORE},

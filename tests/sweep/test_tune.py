@@ -164,3 +164,13 @@ def test_driver_killed_mid_sweep_resumes_with_every_row_exactly_once(tmp_path):
     assert sorted(after.groupby("trial_id")["epoch"].apply(list).tolist()) == [[1, 2, 3, 4]] * 2
     with pytest.raises(SweepError, match="already exists.*--resume"):
         run_sweep(load_config(config, [f"storage={tmp_path / 'ray'}"]))  # refused before Ray starts
+
+
+def test_benchmark_data_is_loaded_once_per_worker_process():
+    from ntkmtl.sweep.tune import cached_benchmark
+
+    first = cached_benchmark("toy", {"n_train": 64, "n_val": 16, "n_test": 16})
+    splits = first.splits()
+    again = cached_benchmark("toy", {"n_test": 16, "n_val": 16, "n_train": 64})  # same options, any order
+    assert again is first and again.splits() is splits
+    assert cached_benchmark("toy", {"n_train": 65, "n_val": 16, "n_test": 16}) is not first
