@@ -222,16 +222,17 @@ class SeedAwareASHA(FIFOScheduler):
                 tune_controller.stop_trial(trial)
 
     def choose_trial_to_run(self, tune_controller):
+        """Promoted seeds first (as in ASHA, a promoted trial goes on at once), then new trials."""
         self._stop_paused(tune_controller)
-        for trial in tune_controller.get_trials():
-            if trial.status == RayTrial.PENDING:
-                return trial
         for trial in tune_controller.get_trials():
             if (
                 trial.status == RayTrial.PAUSED
                 and trial.trial_id not in self._to_stop
                 and self.halving.is_released(trial.trial_id)
             ):
+                return trial
+        for trial in tune_controller.get_trials():
+            if trial.status == RayTrial.PENDING:
                 return trial
         return None
 

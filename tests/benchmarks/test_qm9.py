@@ -126,8 +126,9 @@ def test_factorised_conv_equals_pyg_nnconv_values_and_gradients():
 def test_mpnn_shapes_and_parameter_split():
     model = MPNN(n_tasks=11)
     batch = _random_graphs([4, 6], torch.Generator().manual_seed(1))
-    outputs, z = model(batch)
-    assert outputs.shape == (2, 11) and z.shape == (2, 64)
+    outputs, views = model(batch)
+    assert outputs.shape == (2, 11) and len(views) == 11
+    assert all(v.shape == (2, 64) and torch.equal(v, views[0]) for v in views)
     shared, heads = model.shared_parameters(), model.task_specific_parameters()
     assert len(heads) == 22 and sum(p.numel() for p in heads) == 11 * 65
     assert len(shared) + len(heads) == len(list(model.parameters()))

@@ -67,7 +67,8 @@ class MPNN(MultiTaskModel):
         self.heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(n_tasks))
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predictions [B, K], graph embeddings z [B, 64]) for a PyG batch of B molecules."""
+        """(predictions [B, K], z) for a PyG batch of B molecules; z = the graph embeddings [B, 64],
+        returned as one view per head so NTKMTL-SR gets every ∂L_k/∂z from one backward pass."""
         out = F.relu(self.lin0(batch.x))
         h = out.unsqueeze(0)
         hidden = self.conv.edge_hidden(batch.edge_attr)
@@ -76,7 +77,8 @@ class MPNN(MultiTaskModel):
             out, h = self.gru(message.unsqueeze(0), h)
             out = out.squeeze(0)
         z = F.relu(self.lin1(self.set2set(out, batch.batch)))
-        return torch.cat([head(z) for head in self.heads], dim=1), z
+        views = [z.view_as(z) for _ in self.heads]  # head k reads views[k]: ∂L_k/∂z in one backward
+        return torch.cat([head(v) for head, v in zip(self.heads, views)], dim=1), views
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("heads.")]
