@@ -290,7 +290,7 @@ class Trial:
             losses = chunk_losses(sums, counts, chunk_slices(sums.shape[0], self.method.n_chunks))
         else:
             losses = task_losses
-        needs_z = self.method.needs == "representation"
+        needs_z = self.method.needs == "representation" or self.method.uses_representation
         info = self.method.backward(losses, self.shared, self.heads, representation=representation if needs_z else None)
         self.optimizer.step()
         stats.add_step(info)
