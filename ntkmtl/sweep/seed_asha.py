@@ -16,6 +16,8 @@ its configuration (it ends ``diverged``) and does not block the others.
 
 This module is plain Python (no Ray): ``ntkmtl/sweep/tune.py`` wraps it in a Ray
 ``TrialScheduler``. Scores are "higher is better" (the adapter negates a metric to minimise).
+Ray does not save scheduler state in its experiment snapshots, so after ``--resume`` the rungs
+start empty: resumed seeds are grouped and judged again from their next rung on.
 """
 from __future__ import annotations
 

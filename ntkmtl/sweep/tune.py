@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import math
 import os
 import tempfile
@@ -135,6 +136,8 @@ def run_trial(config: dict[str, Any]) -> None:
 
     sweep, spec = config["sweep"], TrialSpec.from_dict(config["trial"])
     torch.set_num_threads(sweep["threads"])
+    for name in ("ray.train", "ray.tune"):  # one INFO line per checkpoint and restore drowns the progress table
+        logging.getLogger(name).setLevel(logging.WARNING)
     trial_config = TrialConfig(
         benchmark=sweep["benchmark"], method=spec.method, hparams=spec.hparams, data=sweep["data"],
         seed=spec.seed, **sweep["train"],
@@ -238,18 +241,6 @@ class SeedAwareASHA(FIFOScheduler):
 
     def debug_string(self) -> str:
         return f"Using seed-aware ASHA: {self.halving.stopped_configs} configurations stopped"
-
-    def save(self, checkpoint_path: str):
-        import pickle
-
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump((self.halving, self._to_stop), f)
-
-    def restore(self, checkpoint_path: str):
-        import pickle
-
-        with open(checkpoint_path, "rb") as f:
-            self.halving, self._to_stop = pickle.load(f)
 
 
 def build_scheduler(cfg: SweepConfig) -> TrialScheduler:
