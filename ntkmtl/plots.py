@@ -101,7 +101,7 @@ def plot_val_curves(report: "BenchmarkReport", path: Path) -> Path | None:
         mean, std = curve.mean(), curve.std(ddof=1).fillna(0.0)
         if mean.empty:
             continue
-        (line,) = ax.plot(mean.index, mean.values, label=_label(config["method"], config["hyperparameters"]))
+        (line,) = ax.plot(mean.index, mean.values, marker="o", markersize=3, label=_label(config["method"], config["hyperparameters"]))
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -130,7 +130,7 @@ def plot_task_weights(report: "BenchmarkReport", path: Path) -> Path | None:
         config = report.table[report.table["config_id"] == config_id].iloc[0]
         mean = rows[rows["config_id"] == config_id].groupby("epoch")[weight_columns].mean().dropna(axis=1, how="all")
         for column in mean.columns:
-            ax.plot(mean.index, mean[column], label=column[len("weight_"):])
+            ax.plot(mean.index, mean[column], marker="o", markersize=3, label=column[len("weight_"):])
         values = mean.to_numpy(dtype=float)
         if np.all(values > 0) and values.max() / values.min() > 50:
             ax.set_yscale("log")
