@@ -1,9 +1,13 @@
 """The table printed at the end of a sweep: one line per method + hyperparameters.
 
-For each trial the best epoch is the one with the lowest validation Δm; its val Δm and the test
-Δm of that same epoch (model selection on validation, as in the paper) are averaged over the
-configuration's seeds (mean ± sample std). The table also counts how each configuration's
-trials ended (completed, stopped early, diverged, errored).
+It is the report's table (``ntkmtl.report.build_reports``), printed as text: the same trial
+selection and aggregation as ``python -m ntkmtl.report``, so the sweep's last screen and the report
+never disagree. In short (docs/REPORT.md has the rules): each trial's epoch is its best validation
+Δm (no test-set peeking), the test Δm of that epoch is reported; completed and stopped-early
+trials enter the mean ± sample std over seeds; diverged, errored and unfinished (``running``)
+trials are counted, never averaged; rows are configurations (``config_id``), best test Δm first.
+
+The report module imports matplotlib only when it draws plots, so the sweep layer stays free of it.
 """
 from __future__ import annotations
 
@@ -11,76 +15,48 @@ import math
 
 import pandas as pd
 
-SELECTION_METRIC = "val_delta_m"
+from ntkmtl.report import build_reports
 
-
-def configuration_labels(df: pd.DataFrame) -> pd.Series:
-    """``method`` plus the hyperparameters that vary within that method in ``df`` (e.g. ntk_exp=0.5)."""
-    hps = [c for c in df.columns if c.startswith("hp_")]
-    varying = {
-        method: [c for c in hps if group[c].dropna().nunique() > 1]
-        for method, group in df.groupby("method")
-    }
-
-    def label(row) -> str:
-        parts = [row["method"]]
-        for c in varying[row["method"]]:
-            value = row[c]
-            parts.append(f"{c[3:]}={value:g}" if isinstance(value, float) else f"{c[3:]}={value}")
-        return " ".join(parts)
-
-    return df.apply(label, axis=1)
+STATUS_COLUMNS = (("completed", "completed"), ("stopped_early", "stopped early"), ("diverged", "diverged"),
+                  ("errored", "errored"), ("running", "unfinished"))
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration: seeds, best-epoch val/test Δm mean and std, end statuses."""
+    """The report's per-configuration table of every benchmark in ``df`` (one, for a sweep),
+    with a ``configuration`` label (method and hyperparameters) in front."""
     if df.empty:
         return pd.DataFrame()
-    df = df.assign(configuration=configuration_labels(df))
-    best_rows = []
-    for _, trial in df.groupby("trial_id"):
-        finite = trial[trial[SELECTION_METRIC].notna()]
-        best = finite.loc[finite[SELECTION_METRIC].idxmin()] if len(finite) else trial.iloc[-1]
-        best_rows.append(best)
-    best = pd.DataFrame(best_rows)
-    rows = []
-    for (configuration, config_id), group in best.groupby(["configuration", "config_id"], sort=False):
-        statuses = group["status"].value_counts()
-        rows.append({
-            "configuration": configuration,
-            "config_id": config_id,
-            "seeds": len(group),
-            "val_delta_m_mean": group["val_delta_m"].mean(),
-            "val_delta_m_std": group["val_delta_m"].std(),
-            "test_delta_m_mean": group["test_delta_m"].mean(),
-            "test_delta_m_std": group["test_delta_m"].std(),
-            "best_epoch_mean": group["epoch"].mean(),
-            **{status: int(statuses.get(status, 0)) for status in ("completed", "stopped_early", "diverged", "errored")},
-        })
-    return pd.DataFrame(rows).sort_values("val_delta_m_mean", na_position="last", ignore_index=True)
+    tables = []
+    for report in build_reports(df):
+        table = report.table.assign(benchmark=report.benchmark)
+        labels = (table["method"] + " " + table["hyperparameters"]).str.strip()
+        tables.append(table.assign(configuration=labels))
+    summary = pd.concat(tables, ignore_index=True)
+    return summary[["configuration", *[c for c in summary.columns if c != "configuration"]]]
 
 
 def format_summary(summary: pd.DataFrame, wall_seconds: float | None = None) -> str:
-    """The summary as an aligned text table (best val Δm first)."""
+    """The summary as an aligned text table, best test Δm first, with a footer of counts."""
     if summary.empty:
         return "no results"
+    shown = [(c, title) for c, title in STATUS_COLUMNS if c != "running" or summary["running"].any()]
     width = max(len("configuration"), *(len(c) for c in summary["configuration"]))
-    lines = [
-        f"{'configuration':<{width}}  seeds  {'val Δm % (best epoch)':>21}  {'test Δm %':>17}  "
-        "completed  stopped early  diverged  errored"
-    ]
-    for r in summary.itertuples():
-        lines.append(
-            f"{r.configuration:<{width}}  {r.seeds:>5}  {_pm(r.val_delta_m_mean, r.val_delta_m_std):>21}  "
-            f"{_pm(r.test_delta_m_mean, r.test_delta_m_std):>17}  {r.completed:>9}  {r.stopped_early:>13}  "
-            f"{r.diverged:>8}  {r.errored:>7}"
-        )
-    trials = int(summary["seeds"].sum())
-    stopped = int(summary["stopped_early"].sum())
-    footer = f"{trials} trials, {stopped} stopped early"
+    header = f"{'configuration':<{width}}  seeds  {'val Δm % (selected epoch)':>25}  {'test Δm %':>17}"
+    lines = [header + "".join(f"  {title}" for _, title in shown)]
+    for _, r in summary.iterrows():
+        line = (f"{r['configuration']:<{width}}  {str(r['seeds']) + '/' + str(r['trials']):>5}  "
+                f"{_pm(r['val_delta_m_mean'], r['val_delta_m_std']):>25}  "
+                f"{_pm(r['test_delta_m_mean'], r['test_delta_m_std']):>17}")
+        lines.append(line + "".join(f"  {int(r[c]):>{len(title)}}" for c, title in shown))
+    trials = int(summary["trials"].sum())
+    footer = f"{trials} trials, {int(summary['stopped_early'].sum())} stopped early"
+    for status in ("diverged", "errored", "running"):
+        if summary[status].any():
+            footer += f", {int(summary[status].sum())} {'unfinished' if status == 'running' else status}"
     if wall_seconds is not None:
         footer += f", total time {wall_seconds:.0f} s"
-    return "\n".join(lines + [footer])
+    notes = "seeds = trials averaged / trials; diverged, errored and unfinished trials are counted, not averaged"
+    return "\n".join(lines + [footer, notes])
 
 
 def _pm(mean: float, std: float) -> str:
