@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch_geometric.transforms as T
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.loader import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from ntkmtl.benchmarks.qm9_data import QM9Graphs, load_qm9, reference_complete
 

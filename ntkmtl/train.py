@@ -461,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir (where the checkpoint is)")
         trial = Trial(config_from_args(args))
+        if args.checkpoint_dir:  # fail before training, not after the first epoch
+            Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
         if args.resume:
             trial.load_checkpoint(args.checkpoint_dir)
         output = open(args.output, "a") if args.output else None

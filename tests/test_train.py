@@ -267,6 +267,10 @@ def test_cli_unknown_benchmark_and_missing_checkpoint(capsys, tmp_path):
     assert "unknown benchmark 'mnist'; valid benchmarks:" in capsys.readouterr().err
     assert main(CLI_TOY + ["--checkpoint-dir", str(tmp_path), "--resume"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("")
+    assert main(CLI_TOY + ["--checkpoint-dir", str(tmp_path / "a_file" / "ckpt")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ")  # refused before the first epoch
 
 
 def test_cli_runs_writes_records_and_resumes(capsys, tmp_path):

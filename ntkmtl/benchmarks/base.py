@@ -89,7 +89,7 @@ class Benchmark(ABC):
         for key, value in options.items():
             if value is None and specs[key].default is None:
                 continue
-            self.options[key] = specs[key].check(value, f"benchmark {self.name!r} data")
+            self.options[key] = specs[key].check(value, f"benchmark {self.name!r}", what="data option")
 
     @property
     def n_tasks(self) -> int:

@@ -78,8 +78,7 @@ def f1_scores(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Ten
 def read_annotations(root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(file names, labels [N, 40] in {0, 1} as uint8, split id [N]) from the two text files."""
     attr_path, part_path = root / ATTR_FILE, root / PARTITION_FILE
-    with open(attr_path) as f:
-        lines = f.read().splitlines()
+    lines = _read_lines(attr_path)
     _check_header(attr_path, lines[:2])
     rows = [line.split(maxsplit=1) for line in lines[2:] if line.strip()]
     if len(rows) != int(lines[0]):
@@ -90,8 +89,7 @@ def read_annotations(root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         bad = next(i for i, row in enumerate(rows) if len(row) != 2 or not _valid_values(row[1].split()))
         raise _malformed(attr_path, f"line {bad + 3} is {lines[bad + 2]!r}, not a file name and 40 values 1/-1")
 
-    with open(part_path) as f:
-        parts = [line.split() for line in f.read().splitlines() if line.strip()]
+    parts = [line.split() for line in _read_lines(part_path) if line.strip()]
     if [p[0] for p in parts] != names or any(len(p) != 2 or p[1] not in ("0", "1", "2") for p in parts):
         raise _malformed(part_path, "its lines are not '<file> <0|1|2>' for exactly the images of "
                          f"{ATTR_FILE}, in the same order")
@@ -102,12 +100,24 @@ def _attribute_values(rows: list[list[str]]) -> np.ndarray | None:
     """[N, 40] labels in {0, 1} (uint8) from the rows' value columns; None if any row is malformed.
     Parsed by numpy in one pass: 8 million tokens are too many for a Python loop."""
     text = "\n".join(row[1] if len(row) == 2 else "x" for row in rows)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # numpy's note on text it cannot parse
-        values = np.fromstring(text, dtype=np.int8, sep=" ")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # older numpy only warns on text it cannot parse
+            values = np.fromstring(text, dtype=np.int8, sep=" ")
+    except ValueError:  # newer numpy (2.4 here) raises on a token that is not an integer
+        return None
     if values.size != 40 * len(rows) or not np.isin(values, (-1, 1)).all():
         return None
     return (values.reshape(len(rows), 40) > 0).astype(np.uint8)
+
+
+def _read_lines(path: Path, limit: int | None = None) -> list[str]:
+    """The file's lines (the first ``limit`` of them), or a DataError if it is not UTF-8 text."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines() if limit is None else [f.readline() for _ in range(limit)]
+    except UnicodeDecodeError as exc:
+        raise _malformed(path, f"not a text file ({exc.reason} at byte {exc.start})") from None
 
 
 def _valid_values(tokens: list[str]) -> bool:
@@ -211,8 +221,7 @@ class CelebA(Benchmark):
         for part in (ATTR_FILE, PARTITION_FILE, IMAGE_DIR):
             if not (root / part).exists():
                 raise data_error("CelebA", root, f"{part} is missing", LAYOUT, SOURCE)
-        with open(root / ATTR_FILE) as f:
-            head = [f.readline(), f.readline(), f.readline()]
+        head = _read_lines(root / ATTR_FILE, limit=3)
         _check_header(root / ATTR_FILE, head)
         first_image = head[2].split()[0] if head[2].split() else ""
         if not (root / IMAGE_DIR / first_image).is_file():

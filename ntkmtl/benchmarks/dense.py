@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ntkmtl.benchmarks.base import Benchmark, Metric, MultiTaskModel
+from ntkmtl.benchmarks.base import Benchmark, MultiTaskModel
 from ntkmtl.benchmarks.loading import eval_loader, first, held_out_split, resolve, train_loader
 from ntkmtl.benchmarks.mtan_data import MTANDataset, MTANLayout, check_sample, count_samples
 from ntkmtl.benchmarks.nets.segnet_mtan import SegNetMTAN

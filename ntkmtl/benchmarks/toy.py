@@ -32,6 +32,7 @@ from ntkmtl.methods.base import HParam
 N_FEATURES = 8
 HIDDEN = 64
 SCALES = {"linear": 1.0, "wave": 10.0, "quadratic": 0.1}
+MAX_SAMPLES = 1_000_000  # per split: a smoke-test benchmark, kept far below any memory limit
 
 
 def make_toy_data(n: int, generator: torch.Generator, directions: torch.Tensor, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,9 +79,9 @@ class Toy(Benchmark):
     tasks = tuple(SCALES)
     defaults = TrainDefaults(epochs=10, batch_size=32, lr=3e-3, scheduler="cosine")
     data_options = (
-        HParam("n_train", int, 512, "training samples", low=1),
-        HParam("n_val", int, 128, "validation samples", low=1),
-        HParam("n_test", int, 128, "test samples", low=1),
+        HParam("n_train", int, 512, "training samples", low=1, high=MAX_SAMPLES),
+        HParam("n_val", int, 128, "validation samples", low=1, high=MAX_SAMPLES),
+        HParam("n_test", int, 128, "test samples", low=1, high=MAX_SAMPLES),
         HParam("data_seed", int, 0, "seed of the directions and samples (never the training seed)", low=0),
         HParam("noise", float, 0.05, "target noise, as a fraction of each task's scale", low=0.0),
         HParam("nan_targets", bool, False, "test-only: one training target is NaN, so training diverges"),

@@ -62,15 +62,17 @@ class HParam:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.kind is bool:
             return "true or false"
-        lo = "(" if self.low_open else "["
-        hi = ")" if self.high_open else "]"
+        lo = "(" if self.low_open or self.low is None else "["  # ±inf itself is never valid
+        hi = ")" if self.high_open or self.high is None else "]"
         low = "-inf" if self.low is None else f"{self.low:g}"
         high = "inf" if self.high is None else f"{self.high:g}"
         return f"{self.kind.__name__} in {lo}{low}, {high}{hi}"
 
-    def check(self, value: Any, owner: str) -> Any:
-        """Return ``value`` converted to this type, or raise ValueError quoting it."""
-        where = f"{owner}: hyperparameter {self.name}={value!r}"
+    def check(self, value: Any, owner: str, what: str = "hyperparameter") -> Any:
+        """Return ``value`` converted to this type, or raise ValueError quoting it.
+
+        ``what`` names the kind of setting in the message (benchmarks declare "data option"s)."""
+        where = f"{owner}: {what} {self.name}={value!r}"
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise ValueError(f"{where} is not a boolean; valid: {self.valid_range()}")

@@ -100,6 +100,20 @@ def test_missing_or_malformed_data_gives_one_clear_data_error(tmp_path):
     (root / ATTR_FILE).write_text(text.replace("000004.jpg -1", "000004.jpg 0").replace("000004.jpg  1", "000004.jpg 0"))
     with pytest.raises(DataError, match=r"line 6 is '000004.jpg 0"):
         bench(root, tmp_path).loaders(2, 0)
+    lines = text.splitlines()
+    (root / ATTR_FILE).write_text("\n".join(lines[:2] + [lines[2].replace(" 1", " x", 1)] + lines[3:]) + "\n")
+    with pytest.raises(DataError, match=r"line 3 is '000001.jpg .*x.*', not a file name and 40 values"):
+        bench(root, tmp_path).loaders(2, 0)  # numpy 2.4 raises on the token instead of warning
+    (root / ATTR_FILE).write_text("\n".join(lines[:3] + ["000002.jpg"] + lines[4:]) + "\n")
+    with pytest.raises(DataError, match=r"line 4 is '000002.jpg', not a file name"):
+        bench(root, tmp_path).loaders(2, 0)
+    (root / ATTR_FILE).write_text(text)
+    for path in (ATTR_FILE, PARTITION_FILE):
+        original = (root / path).read_bytes()
+        (root / path).write_bytes(b"\xff\xfe\x00 binary")
+        with pytest.raises(DataError, match=f"{path}: malformed file: not a text file"):
+            bench(root, tmp_path).loaders(2, 0)
+        (root / path).write_bytes(original)
     (root / ATTR_FILE).write_text(text)
     (root / IMAGE_DIR / "000005.jpg").unlink()
     with pytest.raises(DataError, match="000005.jpg: image listed in the annotation file is missing"):
