@@ -13,7 +13,7 @@ sweep's methods, null where a method has no such hyperparameter), ``seed, epoch,
 trial's latest status, on every row: running, completed, stopped_early, diverged, errored), then
 every key of the trainer's epoch record: ``train_loss_<task>``, ``val_<metric>``,
 ``test_<metric>``, ``val_delta_m``, ``test_delta_m``, ``weight_<task>``, ``method_<key>``, ``lr``,
-``epoch_seconds``, ``samples_per_second``.
+``epoch_seconds``, ``samples_per_second``, and the ``node_id`` and ``hostname`` that ran the epoch.
 
 Read with ``read_results(path)`` (pandas), ``pyarrow.parquet.read_table(path)`` or DuckDB:
 ``SELECT * FROM read_parquet('<output>/*.parquet', union_by_name=true)``.

@@ -132,6 +132,26 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
     return "\n".join(lines)
 
 
+def cluster_gpu_warning(cfg: SweepConfig, address: str, node_gpus: list[float]) -> str | None:
+    """A warning when a cluster (``--address``) has no GPU on any node now (``node_gpus``: per alive node).
+
+    With ``resources.gpu: auto`` the trials then request no GPU and run on CPU, even on GPU
+    machines an autoscaler adds later. With an explicit GPU fraction they stay pending until a
+    node with a GPU joins: right on an autoscaling cluster, a hang on a fixed one. Neither is an
+    error (Ray cannot tell us here whether GPU workers are on their way), so the user is told."""
+    if any(g > 0 for g in node_gpus):
+        return None
+    if cfg.resources.gpu is None:
+        return (f"warning: the Ray cluster at {address} reports no GPU on any of its {len(node_gpus)} node(s): "
+                "resources.gpu is auto, so every trial runs on CPU; to use GPU workers that are still starting "
+                "or added by the autoscaler, request them, e.g. --set resources.gpu=0.25")
+    if cfg.resources.gpu > 0:
+        return (f"warning: resources.gpu={cfg.resources.gpu:g} but the Ray cluster at {address} reports no GPU on "
+                f"any of its {len(node_gpus)} node(s): trials stay pending until a node with a GPU joins "
+                "(an autoscaler adds one); on a fixed cluster stop with Ctrl-C and set resources.gpu: auto or 0")
+    return None
+
+
 def local_resources() -> tuple[float, float]:
     """CPUs and GPUs of this machine: what a local Ray instance would offer."""
     import torch

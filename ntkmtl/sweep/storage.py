@@ -87,12 +87,13 @@ class StorageLocation(NamedTuple):
         """``path/part/…`` in this location's own convention (an experiment directory, a file)."""
         return "/".join([self.path.rstrip("/"), *parts])
 
-    def uri(self) -> str:
-        """A human-readable URI for messages: ``s3://bucket/prefix`` or the local path."""
+    def uri(self, *parts: str) -> str:
+        """A human-readable URI for messages: ``s3://bucket/prefix[/part/…]`` or the local path."""
+        path = self.join(*parts) if parts else self.path
         if self.filesystem is None:
-            return self.path
+            return path
         scheme = {"gcs": "gs"}.get(self.filesystem.type_name, self.filesystem.type_name)
-        return f"{scheme}://{self.path}"
+        return f"{scheme}://{path}"
 
 
 def parse_storage(storage: str | os.PathLike | Mapping[str, Any] | None) -> StorageLocation:

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -46,7 +47,7 @@ from ntkmtl.benchmarks import Benchmark, get_benchmark
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
-from ntkmtl.sweep.plan import TrialSpec, build_plan, hparam_kinds, local_resources
+from ntkmtl.sweep.plan import TrialSpec, build_plan, cluster_gpu_warning, hparam_kinds, local_resources
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 from ntkmtl.sweep.storage import StorageLocation, check_storage
 from ntkmtl.sweep.summary import format_summary, summarize
@@ -148,7 +149,9 @@ def run_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             trial.load_checkpoint(directory)
     trial_dir = tune.get_context().get_trial_dir()
+    node_id = ray.get_runtime_context().get_node_id()  # a trial resumed elsewhere reports its new node
     for record in trial.run():
+        record["node_id"] = node_id
         _inject_before_report(sweep["faults"], spec, record)
         if not math.isfinite(record.get(sweep["metric"], float("nan"))):
             record["status"] = "diverged"
@@ -276,6 +279,7 @@ class ParquetCallback(tune.Callback):
         if RESULT_DUPLICATE in result or "epoch" not in result:
             return
         record = {k: v for k, v in result.items() if k not in RAY_RESULT_KEYS}
+        record["hostname"] = result.get("hostname")  # Ray's own key: the host of the trial's process
         self.exporter.add_record(trial.trial_id, trial.config["trial"], record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -353,6 +357,11 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
         location = check_storage(cfg.storage, multi_node=multi_node)
         _check_resume(location, cfg.name, resume)
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+    if address is not None:
+        node_gpus = [float(node["Resources"].get("GPU", 0)) for node in ray.nodes() if node.get("Alive")]
+        warning = cluster_gpu_warning(cfg, address, node_gpus)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     gpu = cfg.resources.gpu_for(cfg.benchmark, cluster_gpus)
     trainable = tune.with_resources(run_trial, {"cpu": cfg.resources.cpu, "gpu": gpu})
     if resume:
@@ -370,14 +379,14 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     table = format_summary(summarize(df), wall) if df is not None else "no results"
     errored = sum(1 for r in grid if r.error is not None)
     return SweepOutcome(
-        experiment_path=location.join(cfg.name), output=cfg.output, trials=len(grid),
+        experiment_path=location.uri(cfg.name), output=cfg.output, trials=len(grid),
         rows=0 if df is None else len(df), errored=errored, unfinished=unfinished, wall_seconds=wall, table=table,
     )
 
 
 def _check_resume(location: StorageLocation, name: str, resume: bool) -> None:
     exists = experiment_exists(location, name)
-    path = location.uri().rstrip("/") + "/" + name
+    path = location.uri(name)
     if resume and not exists:
         raise SweepError(f"--resume: no sweep named {name!r} to resume at {path} (run it once without --resume)")
     if not resume and exists:

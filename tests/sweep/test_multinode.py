@@ -4,8 +4,9 @@ One ``ray.cluster_utils.Cluster`` (a head with 1 CPU and no GPU, two workers wit
 one fake GPU each) runs six toy trials asking for 0.5 GPU: two fit on each worker, none on the
 head. When every running trial has a checkpoint, one worker is killed; its trials must resume
 on the other worker from their last checkpoint and every (trial, epoch) row appear exactly once.
-Which node ran a trial comes from the trial's results (the ``pid`` of each epoch, mapped to its
-node through Ray's actor table).
+Which node ran each epoch of a trial is the ``node_id`` column the trainable reports; how many
+trial processes ran at once on a node comes from Ray's actor table (the ``pid`` of each epoch →
+the process's start and end).
 """
 from __future__ import annotations
 
@@ -89,15 +90,12 @@ def epoch_results(experiment: Path) -> dict[str, list[dict]]:
     return trials
 
 
-def trial_actors() -> dict[int, dict]:
-    """pid of every actor this session started (alive or dead) → its node id, start and end (ms)."""
+def actor_spans() -> dict[int, tuple[float, float]]:
+    """pid of every actor this session started (alive or dead) → its start and end (ms)."""
     from ray._private.state import actors
 
     now = time.time() * 1000
-    return {
-        a["Pid"]: {"node": a["Address"]["NodeID"], "span": (a["StartTime"], a["EndTime"] or now)}
-        for a in actors().values() if a.get("Pid")
-    }
+    return {a["Pid"]: (a["StartTime"], a["EndTime"] or now) for a in actors().values() if a.get("Pid")}
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -143,14 +141,18 @@ def test_fractional_gpus_pack_two_trials_per_worker_and_a_lost_node_resumes(clus
     assert not df.duplicated(["trial_id", "epoch"]).any()
     assert (df.groupby("trial_id")["epoch"].apply(sorted) == [list(range(1, EPOCHS + 1))] * 6).all()
     assert set(df["status"]) == {"completed"}
+    assert set(df["node_id"]) == {w.node_id for w in workers} and df["hostname"].notna().all()
 
     results = epoch_results(tmp_path / "ray" / "multinode")
-    actors = trial_actors()
+    spans = actor_spans()
     assert len(results) == 6
+    by_epoch = df.set_index(["trial_id", "epoch"])["node_id"]
     moved = []
     used: dict[str, set[int]] = {}  # node → pids of the trial processes that ran there
     for trial_id, rows in results.items():
-        nodes = [actors[r["pid"]]["node"] for r in rows]
+        nodes = [r["node_id"] for r in rows]
+        # the Parquet row of an epoch names the node of that epoch's last run (an epoch re-run after a loss)
+        assert by_epoch[trial_id].to_dict() == {r["epoch"]: r["node_id"] for r in rows}
         for r, node in zip(rows, nodes):
             used.setdefault(node, set()).add(r["pid"])
         if len(set(nodes)) > 1:
@@ -159,15 +161,15 @@ def test_fractional_gpus_pack_two_trials_per_worker_and_a_lost_node_resumes(clus
     # (reused from trial to trial, each holding 0.5 GPU for its whole life)
     assert head_id not in used
     assert set(used) == {w.node_id for w in workers}
-    per_node = {node: max_overlap([actors[pid]["span"] for pid in pids]) for node, pids in used.items()}
+    per_node = {node: max_overlap([spans[pid] for pid in pids]) for node, pids in used.items()}
     assert sorted(per_node.values()) == [2, 2], per_node
 
     # the lost trials: every trial the dead node had not finished went on on the surviving node
     # from the epoch after its last reported one (its checkpoint), not from epoch 1
     unfinished_on_victim = [
         t for t, rows in results.items()
-        if any(actors[r["pid"]]["node"] == victim.node_id for r in rows)
-        and not (actors[rows[-1]["pid"]]["node"] == victim.node_id and rows[-1]["epoch"] == EPOCHS)
+        if any(r["node_id"] == victim.node_id for r in rows)
+        and not (rows[-1]["node_id"] == victim.node_id and rows[-1]["epoch"] == EPOCHS)
     ]
     assert sorted(t for t, _, _ in moved) == sorted(unfinished_on_victim) and moved
     for trial_id, rows, nodes in moved:

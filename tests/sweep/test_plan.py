@@ -5,7 +5,9 @@ import hashlib
 import json
 
 from ntkmtl.sweep.config import parse_config
-from ntkmtl.sweep.plan import build_plan, config_id, dry_run_table, expected_concurrency, hparam_kinds
+from ntkmtl.sweep.plan import (
+    build_plan, cluster_gpu_warning, config_id, dry_run_table, expected_concurrency, hparam_kinds,
+)
 
 RAW = {
     "name": "p",
@@ -73,3 +75,14 @@ def test_dry_run_table_and_concurrency():
     assert "total                   8      24      72" in table
     assert "0.5 CPU, 0.25 GPU" in table and "-> 3 trials at once" in table
     assert table.count("ntkmtl_sr-ntk_exp=1-n_splits=4") == 3
+
+
+def test_a_cluster_without_gpus_gets_a_warning_for_auto_and_for_explicit_gpus():
+    auto = parse_config(RAW)
+    explicit = parse_config({**RAW, "resources": {"cpu": 1, "gpu": 0.5}})
+    cpu_only = parse_config({**RAW, "resources": {"cpu": 1, "gpu": 0}})
+    assert "resources.gpu is auto, so every trial runs on CPU" in cluster_gpu_warning(auto, "auto", [0.0, 0.0])
+    text = cluster_gpu_warning(explicit, "ray://h:10001", [0.0])
+    assert text.startswith("warning: resources.gpu=0.5 but the Ray cluster at ray://h:10001 reports no GPU")
+    assert cluster_gpu_warning(cpu_only, "auto", [0.0]) is None
+    assert cluster_gpu_warning(auto, "auto", [0.0, 1.0]) is None and cluster_gpu_warning(explicit, "auto", [4.0]) is None

@@ -41,6 +41,7 @@ def test_s3_uri_gives_an_s3_filesystem_and_bucket_path():
     assert isinstance(location.filesystem, pyarrow.fs.S3FileSystem)
     assert location.path == "my-bucket/sweeps/qm9"
     assert location.uri() == "s3://my-bucket/sweeps/qm9"
+    assert location.uri("exp") == "s3://my-bucket/sweeps/qm9/exp"  # SweepOutcome.experiment_path
     assert location.join("exp", "trial") == "my-bucket/sweeps/qm9/exp/trial"
     assert location.run_config_kwargs() == {
         "storage_path": "my-bucket/sweeps/qm9", "storage_filesystem": location.filesystem,
@@ -63,6 +64,7 @@ def test_gs_uri_gives_a_gcs_filesystem():
     assert isinstance(location.filesystem, pyarrow.fs.GcsFileSystem)
     assert location.path == "bucket/a/b"
     assert location.uri() == "gs://bucket/a/b"
+    assert location.uri("exp") == "gs://bucket/a/b/exp"
 
 
 @pytest.mark.parametrize(
@@ -233,6 +235,7 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
 
     second = subprocess.run(command + ["--resume"], cwd=root, env=env, capture_output=True, text=True, timeout=180)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Ray experiment: s3://sweeps/runs/s3sweep" in second.stdout  # the URI, with its scheme
 
     df = read_results(tmp_path / "parquet")
     assert len(df) == 2 * 4 and not df.duplicated(["trial_id", "epoch"]).any()
