@@ -46,6 +46,16 @@ def weight_figure_pixels(n_panels: int) -> tuple[int, int]:
     return int(PANEL[0] * cols * DPI), int(PANEL[1] * rows * DPI)
 
 
+def _finish_line_plot(fig, ax, ylabel: str, title: str, path: Path) -> Path:
+    """Label, legend and grid a one-axes line plot, then save it."""
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     """Save at the figure's exact size (no tight bounding box, so the pixel size is known)."""
     fig.savefig(path, dpi=DPI, format="png")
@@ -81,12 +91,8 @@ def plot_delta_m_vs_ntk_exp(report: "BenchmarkReport", path: Path) -> Path | Non
         ax.axhline(r["test_delta_m_mean"], linestyle="--", linewidth=1,
                    color="gray" if r["method"] == "ls" else next(colors), label=_label(r["method"], r["hyperparameters"]))
     ax.set_xlabel("ntk_exp")
-    ax.set_ylabel("test Δm % (lower is better)")
-    ax.set_title(f"{report.benchmark}: test Δm vs ntk_exp (mean ± std over seeds)")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_line_plot(fig, ax, "test Δm % (lower is better)",
+                             f"{report.benchmark}: test Δm vs ntk_exp (mean ± std over seeds)", path)
 
 
 def plot_val_curves(report: "BenchmarkReport", path: Path) -> Path | None:
@@ -105,12 +111,8 @@ def plot_val_curves(report: "BenchmarkReport", path: Path) -> Path | None:
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("validation Δm % (lower is better)")
-    ax.set_title(f"{report.benchmark}: validation Δm (mean ± std over seeds)")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_line_plot(fig, ax, "validation Δm % (lower is better)",
+                             f"{report.benchmark}: validation Δm (mean ± std over seeds)", path)
 
 
 def plot_task_weights(report: "BenchmarkReport", path: Path) -> Path | None:

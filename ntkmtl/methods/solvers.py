@@ -84,14 +84,20 @@ def _scale(gram: np.ndarray) -> float:
     return float(np.max(np.diag(gram))) if gram.size else 0.0
 
 
+def _normalised(gram: torch.Tensor) -> np.ndarray | None:
+    """The Gramian divided by its largest diagonal entry (None when every gradient is zero)."""
+    a = as_numpy(gram)
+    scale = _scale(a)
+    return a / scale if scale > 0 else None
+
+
 def min_norm_weights(gram: torch.Tensor) -> tuple[np.ndarray, float, bool]:
     """MGDA: x* = argmin_{x ∈ Δ} ‖Σ_k x_k g_k‖² = argmin xᵀAx. Returns (x, gap, converged)."""
-    a = as_numpy(gram)
-    k = a.shape[0]
-    scale = _scale(a)
-    if not scale > 0:
+    a = _normalised(gram)
+    if a is None:
+        k = gram.shape[0]
         return np.full(k, 1.0 / k), 0.0, True
-    a = a / scale
+    k = a.shape[0]
 
     def value_and_grad(x):
         ax = a @ x
@@ -105,12 +111,11 @@ def cagrad_weights(gram: torch.Tensor, c: float) -> tuple[np.ndarray, float, boo
 
     Returns (x, gap, converged); c = 0 makes every x optimal and the update the mean gradient.
     """
-    a = as_numpy(gram)
-    k = a.shape[0]
-    scale = _scale(a)
-    if not scale > 0:
+    a = _normalised(gram)
+    if a is None:
+        k = gram.shape[0]
         return np.full(k, 1.0 / k), 0.0, True
-    a = a / scale
+    k = a.shape[0]
     mean_row = a.mean(1)
     radius = c * math.sqrt(max(float(a.mean()), 0.0) + 1e-8)
 
