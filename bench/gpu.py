@@ -163,28 +163,44 @@ def time_model(setup, labels, precision, device, warmup, repeats) -> dict[str, d
     """Median step seconds and peak memory (MiB, CUDA) per method label, round-robin over methods."""
     benchmark, batches = build_benchmark(setup)
     clock = clock_for(device)
-    runners, peak = [], {}
+    runners, peak, failed = [], {}, set()
     for label in labels:
         if device.type == "cuda":
             synchronize(device)
             baseline = torch.cuda.memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
-        runner = Runner(label, setup, benchmark, batches, precision, device)
-        for _ in range(warmup):
-            runner.step()
+        try:
+            runner = Runner(label, setup, benchmark, batches, precision, device)
+            for _ in range(warmup):
+                runner.step()
+        except torch.cuda.OutOfMemoryError:
+            failed.add(label)  # reported as OOM; the other methods go on
+            runner = None
+            torch.cuda.empty_cache()
+            continue
         if device.type == "cuda":
             synchronize(device)
             peak[label] = (torch.cuda.max_memory_allocated(device) - baseline) / MIB
         runners.append(runner)
     times: dict[str, list[float]] = {r.label: [] for r in runners}
     for _ in range(repeats):
-        for runner in runners:
+        for runner in [r for r in runners if r.label not in failed]:
             synchronize(device)
             start = clock()
-            runner.step()
+            try:
+                runner.step()
+            except torch.cuda.OutOfMemoryError:
+                failed.add(runner.label)
+                torch.cuda.empty_cache()
+                continue
             synchronize(device)
             times[runner.label].append(clock() - start)
-    return {label: {"seconds": statistics.median(t), "peak_mib": peak.get(label, float("nan"))} for label, t in times.items()}
+    nan = float("nan")
+    return {
+        label: {"seconds": nan if label in failed else statistics.median(times[label]), "peak_mib": peak.get(label, nan),
+                "oom": label in failed}
+        for label in labels
+    }
 
 
 # -- packing: concurrent QM9 trials ------------------------------------------------------------
@@ -273,15 +289,15 @@ def step_table(setup, results, precisions, labels, cuda: bool) -> list[str]:
         row = f"| {label} |"
         for p in precisions:
             t, ls = results[p][label]["seconds"], results[p][LS]["seconds"]
-            row += f" {t * 1e3:.1f} | {t / ls:.2f} |"
+            row += " out of memory | - |" if results[p][label]["oom"] else f" {fmt(t * 1e3, 1)} | {fmt(t / ls)} |"
         if len(precisions) == 2:
-            row += f" {results[precisions[1]][label]['seconds'] / results[precisions[0]][label]['seconds']:.2f} |"
+            row += f" {fmt(results[precisions[1]][label]['seconds'] / results[precisions[0]][label]['seconds'])} |"
         if cuda:
             row += "".join(f" {fmt(results[p][label]['peak_mib'], 0)} |" for p in precisions)
         lines.append(row)
     if NTKMTL_BATCHED in labels and NTKMTL_LOOP in labels:
         ratios = ", ".join(
-            f"{p} {results[p][NTKMTL_BATCHED]['seconds'] / results[p][NTKMTL_LOOP]['seconds']:.2f}" for p in precisions
+            f"{p} {fmt(results[p][NTKMTL_BATCHED]['seconds'] / results[p][NTKMTL_LOOP]['seconds'])}" for p in precisions
         )
         lines += ["", f"ntkmtl batched / loop: {ratios}"]
     return lines + [""]
@@ -293,15 +309,17 @@ def suggestions(step_results, packing, precisions) -> list[str]:
         r[p][NTKMTL_BATCHED]["seconds"] / r[p][NTKMTL_LOOP]["seconds"]
         for r in step_results.values() for p in precisions if NTKMTL_BATCHED in r[p] and NTKMTL_LOOP in r[p]
     ]
+    ratios = [x for x in ratios if not math.isnan(x)]
     if ratios:
         faster = sum(x < 0.95 for x in ratios)
         choice = "batched" if faster > len(ratios) / 2 else "loop"
         lines.append(f"- `DEFAULT_TASK_GRADIENTS['cuda']`: **{choice}** (rule: batched when it is ≥ 5% faster than the "
                      f"loop in most model × precision cells; here {faster} of {len(ratios)}).")
-    if packing:
+    if any("error" not in row for row in packing.values()):
         by_level: dict[int, list[float]] = {}
         for (method, n), row in packing.items():
-            by_level.setdefault(n, []).append(row["aggregate"] / packing[(method, 1)]["aggregate"])
+            if "error" not in row and "error" not in packing[(method, 1)]:
+                by_level.setdefault(n, []).append(row["aggregate"] / packing[(method, 1)]["aggregate"])
         gains = {n: statistics.mean(v) for n, v in sorted(by_level.items())}
         best = max(gains.values())
         chosen = min(n for n, g in gains.items() if g >= 0.95 * best)
@@ -324,7 +342,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pack", type=int, nargs="*", default=None, help="QM9 trials per GPU (default 1 2 4 8, smoke 1 2; none: skip)")
     parser.add_argument("--pack-methods", nargs="+", default=None, choices=("ls", "famo", "ntkmtl", "ntkmtl_sr", "nashmtl", "pcgrad"),
                         help="methods of the packed trials (default ls ntkmtl, smoke ls)")
-    parser.add_argument("--pack-seconds", type=float, default=None, help="timed window of each packing run (default 15, smoke 1)")
+    parser.add_argument("--pack-seconds", type=float, default=None, help="timed window of each packing run (default 10, smoke 0.5)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of this process on CPU")
     parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
@@ -338,7 +356,7 @@ def main(argv=None) -> int:
     levels = args.pack if args.pack is not None else ([1, 2] if args.smoke else list(PACKING))
     if levels and 1 not in levels:
         levels = [1] + levels  # the slowdown needs one trial alone
-    seconds = args.pack_seconds or (0.5 if args.smoke else 15.0)
+    seconds = args.pack_seconds or (0.5 if args.smoke else 10.0)
     pack_methods = args.pack_methods or (["ls"] if args.smoke else ["ls", "ntkmtl"])
     torch.set_num_threads(args.threads)
     precisions = list(args.precisions)
@@ -363,7 +381,10 @@ def main(argv=None) -> int:
     packing = {}
     for method in pack_methods if levels else []:
         for n in sorted(set(levels)):
-            packing[(method, n)] = run_packing(setups["qm9"], method, precisions[0], device, n, seconds, warmup)
+            try:
+                packing[(method, n)] = run_packing(setups["qm9"], method, precisions[0], device, n, seconds, warmup)
+            except RuntimeError as error:  # e.g. out of memory at 8 trials: a row saying so, not a lost report
+                packing[(method, n)] = {"error": str(error).strip().splitlines()[-1]}
             print(f"[{time.perf_counter() - started:.0f} s] packing {n} × {method} done", file=sys.stderr, flush=True)
 
     cuda = device.type == "cuda"
@@ -391,6 +412,9 @@ def main(argv=None) -> int:
         ]
         for (method, n), row in packing.items():
             alone = packing[(method, 1)]
+            if "error" in row or "error" in alone:
+                lines.append(f"| {method} | {n} | failed: {row.get('error', alone.get('error'))} | | | | | |")
+                continue
             lines.append(
                 f"| {method} | {n} | {row['per_trial']:.2f} | {row['aggregate']:.2f} | {row['aggregate'] / alone['aggregate']:.2f} | "
                 f"{alone['per_trial'] / row['per_trial']:.2f} | {fmt(row['peak_mib'], 0)} | {fmt(row['device_used_mib'], 0)} |"

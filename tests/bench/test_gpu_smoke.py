@@ -48,3 +48,32 @@ def test_without_a_gpu_the_full_run_says_what_to_do(tmp_path):
     assert result.returncode == 2
     assert "no CUDA device here" in result.stderr and "--smoke" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def load_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_gpu"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_method_out_of_gpu_memory_is_a_row_not_a_lost_report(monkeypatch):
+    import torch
+
+    gpu = load_script()
+    original = gpu.Runner.step
+
+    def step(self):
+        if self.label == "pcgrad":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        original(self)
+
+    monkeypatch.setattr(gpu.Runner, "step", step)
+    setup = gpu.model_setups(smoke=True)["celeba"]
+    results = {"fp32": gpu.time_model(setup, ["ls", "pcgrad"], "fp32", torch.device("cpu"), warmup=1, repeats=1)}
+    assert results["fp32"]["pcgrad"]["oom"] and not results["fp32"]["ls"]["oom"]
+    table = "\n".join(gpu.step_table(setup, results, ["fp32"], ["ls", "pcgrad"], cuda=False))
+    assert "| pcgrad | out of memory | - |" in table and "| ls |" in table
