@@ -12,6 +12,10 @@ Reproducibility: every RNG (torch, CUDA, numpy, random, the train loader's gener
 from ``seed`` and saved in checkpoints, so on CPU a run of 2 epochs + restore + 2 epochs is
 identical to 4 epochs. A non-finite training loss or metric ends the trial with a ``diverged``
 record instead of an exception.
+
+Two speed settings: ``precision`` (fp32, the default, or bf16 / fp16 forward passes, which round
+more; ntkmtl/precision.py) and ``task_gradients`` (how gradient methods obtain the K per-task
+gradients: a loop or one batched backward, the same G to float rounding; ntkmtl/methods/gradients.py).
 """
 from __future__ import annotations
 
@@ -32,9 +36,16 @@ import torch
 
 from ntkmtl.benchmarks import Benchmark, benchmark_class
 from ntkmtl.benchmarks.base import chunk_losses
-from ntkmtl.methods import describe_methods, get_method
+from ntkmtl.methods import describe_methods, get_method, method_class
+from ntkmtl.methods.gradients import (
+    DEFAULT_TASK_GRADIENTS,
+    TASK_GRADIENT_MODES,
+    task_gradient_mode,
+)
+from ntkmtl.precision import PRECISIONS, MixedPrecision, check_precision
 
 DEVICES = ("auto", "cpu", "cuda")
+TASK_GRADIENTS = ("auto",) + TASK_GRADIENT_MODES  # auto: DEFAULT_TASK_GRADIENTS of the device
 SCHEDULERS = ("plateau", "cosine", "step", "none")
 CHECKPOINT_FILE = "trial.pt"
 # ReduceLROnPlateau on val Δm as in the reference QM9 trainer; StepLR as in the MTAN benchmarks.
@@ -62,6 +73,8 @@ class TrialConfig:
     method_lr: float = 0.025
     device: str = "auto"
     num_workers: int = 0
+    precision: str = "fp32"  # fp32 | bf16 | fp16: see ntkmtl/precision.py
+    task_gradients: str = "auto"  # auto | loop | batched: how gradient methods get G (ntkmtl/methods/gradients.py)
 
     def resolved(self) -> "TrialConfig":
         """A validated copy with every ``None`` replaced by the benchmark's default."""
@@ -90,6 +103,10 @@ class TrialConfig:
             raise ValueError(f"trial: device={config.device!r} is not valid; valid devices: {', '.join(DEVICES)}")
         if config.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("trial: device='cuda' but CUDA is not available here; valid devices: auto, cpu")
+        if config.task_gradients not in TASK_GRADIENTS:
+            raise ValueError(f"trial: task_gradients={config.task_gradients!r} is not valid; valid: {', '.join(TASK_GRADIENTS)}")
+        device = _resolve_device(config.device)
+        check_precision(config.precision, device, method_class(config.method), _task_gradient_mode(config, device))
         return config
 
 
@@ -109,6 +126,13 @@ def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def _task_gradient_mode(config: TrialConfig, device: torch.device) -> str:
+    """``task_gradients`` with ``auto`` resolved: the device's default, the loop under fp16 loss scaling."""
+    if config.task_gradients != "auto":
+        return config.task_gradients
+    return "loop" if config.precision == "fp16" else DEFAULT_TASK_GRADIENTS.get(device.type, "loop")
 
 
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int, options: dict[str, Any]):
@@ -195,6 +219,8 @@ class Trial:
         self.device = _resolve_device(self.config.device)
         seed_everything(self.config.seed)
         self.model = benchmark.build_model().to(self.device)
+        self.precision = MixedPrecision(self.config.precision, self.device, self.model.parameters())
+        self.task_gradient_mode = _task_gradient_mode(self.config, self.device)
         self.method = get_method(self.config.method, benchmark.n_tasks, device=self.device, **self.config.hparams)
         self.train_loader, self.val_loader, self.test_loader = benchmark.loaders(
             self.config.batch_size, self.config.seed, self.config.num_workers
@@ -280,8 +306,9 @@ class Trial:
     def _step(self, batch: Any, stats: EpochStats) -> torch.Tensor | None:
         """One optimisation step; the batch's task losses [K], or None when one is non-finite."""
         self.optimizer.zero_grad(set_to_none=True)
-        outputs, representation = self.model(batch)
-        sums, counts = self.benchmark.loss_terms(outputs, batch)
+        with self.precision.autocast():
+            outputs, representation = self.model(batch)
+        sums, counts = self.precision.loss_terms(self.benchmark, outputs, batch)
         stats.add_losses(sums, counts)
         task_losses = sums.sum(0) / counts.sum(0).clamp_min(1e-12)
         if not bool(torch.isfinite(task_losses).all()):
@@ -292,12 +319,15 @@ class Trial:
         else:
             losses = chunk_losses(*self.benchmark.chunk_loss_terms(outputs, batch, (sums, counts)), slices)
         needs_z = self.method.needs == "representation" or self.method.uses_representation
-        info = self.method.backward(losses, self.shared, self.heads, representation=representation if needs_z else None)
-        self.optimizer.step()
+        with task_gradient_mode(self.task_gradient_mode):
+            info = self.method.backward(losses, self.shared, self.heads, representation=representation if needs_z else None)
+        stepped = self.precision.step(self.optimizer)  # False: an fp16 gradient overflowed, step skipped
         stats.add_step(info)
-        if self.method.needs_losses_after_step:
+        if stepped and self.method.needs_losses_after_step:
             with torch.no_grad():
-                new_sums, new_counts = self.benchmark.loss_terms(self.model(batch)[0], batch)
+                with self.precision.autocast():
+                    new_outputs = self.model(batch)[0]
+                new_sums, new_counts = self.precision.loss_terms(self.benchmark, new_outputs, batch)
                 self.method.update(new_sums.sum(0) / new_counts.sum(0).clamp_min(1e-12))
         return task_losses.detach()
 
@@ -324,6 +354,7 @@ class Trial:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "method": self.method.state_dict(),
+            "precision": self.precision.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -345,6 +376,7 @@ class Trial:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.method.load_state_dict(state["method"])
+        self.precision.load_state_dict(state.get("precision", {}))
         self.epoch = state["epoch"]
         self.diverged = state["diverged"]
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
@@ -426,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method-lr", type=float, default=0.025, help="learning rate of the method's own parameters")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
+    parser.add_argument("--precision", default="fp32", help=f"one of {', '.join(PRECISIONS)}: autocast dtype of the forward passes")
+    parser.add_argument("--task-gradients", default="auto", help=f"one of {', '.join(TASK_GRADIENTS)}: per-task gradients of gradient methods")
     parser.add_argument("--checkpoint-dir", default=None, help="save a checkpoint here after every epoch")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     parser.add_argument("--output", default=None, help="append every epoch record to this JSON-lines file")
@@ -441,6 +475,7 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         benchmark=args.benchmark, method=args.method, hparams=hparams, data=parse_assignments(args.data, "--data"),
         seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, scheduler=args.scheduler,
         method_lr=args.method_lr, device=args.device, num_workers=args.num_workers,
+        precision=args.precision, task_gradients=args.task_gradients,
     )
 
 

@@ -2,13 +2,27 @@
 
 Gradient methods all start from G = [g_1 … g_K]ᵀ (K × P), the per-task gradients of the shared
 parameters, and most only need the K × K Gramian G Gᵀ. Nothing here allocates more than K × P
-floats (the reference code's P × K × K buffer is exactly what this module avoids).
+floats (the reference code's P × K × K buffer is exactly what this module avoids); the batched
+form holds the K × P result of its one backward and G at once (2 K × P).
+
+How G is obtained is the task-gradient mode, ``loop`` (K backward passes, the reference's way) or
+``batched`` (one vectorised backward); the trainer sets it per trial from ``train.task_gradients``
+with ``task_gradient_mode(...)``, and every caller of ``task_gradients`` follows it. Both give
+the same G (to float rounding); the mode is a speed choice, never part of a trial's identity.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from contextvars import ContextVar
+from typing import Iterator, Sequence
 
 import torch
+
+TASK_GRADIENT_MODES = ("loop", "batched")
+# ``train.task_gradients: auto`` per device type. CPU: the loop (the batched backward measured
+# slower there, docs/PERFORMANCE.md). CUDA: the loop too until bench/gpu.py has measured both on a GPU.
+DEFAULT_TASK_GRADIENTS = {"cpu": "loop", "cuda": "loop"}
+_MODE: ContextVar[str] = ContextVar("task_gradient_mode", default="loop")
 
 
 CHUNK_LAYOUTS = ("torch_chunk", "balanced")
@@ -46,17 +60,40 @@ def flat_size(parameters: Sequence[torch.Tensor]) -> int:
     return sum(p.numel() for p in parameters)
 
 
+@contextlib.contextmanager
+def task_gradient_mode(mode: str) -> Iterator[None]:
+    """Within this block ``task_gradients`` uses ``mode`` (``loop`` or ``batched``)."""
+    if mode not in TASK_GRADIENT_MODES:
+        raise ValueError(f"task_gradients={mode!r} is not valid; valid: {', '.join(TASK_GRADIENT_MODES)}")
+    token = _MODE.set(mode)
+    try:
+        yield
+    finally:
+        _MODE.reset(token)
+
+
+def _gradient_dtype(losses: torch.Tensor, shared: Sequence[torch.Tensor]) -> torch.dtype:
+    """G's dtype: at least the parameters' (fp32 master weights under mixed precision)."""
+    dtype = losses.dtype
+    for p in shared:
+        dtype = torch.promote_types(dtype, p.dtype)
+    return dtype
+
+
 def task_gradients(
     losses: torch.Tensor, shared: Sequence[torch.Tensor], retain_graph: bool = False
 ) -> torch.Tensor:
     """G (K × P): row k is ∂L_k/∂θ for the shared parameters θ, flattened in parameter order.
 
     One backward pass per task; the graph is kept until the last one unless ``retain_graph``.
-    A parameter a task does not reach contributes zeros.
+    A parameter a task does not reach contributes zeros. In ``task_gradient_mode("batched")``
+    this is ``batched_task_gradients``.
     """
+    if _MODE.get() == "batched":
+        return batched_task_gradients(losses, shared, retain_graph)
     losses = losses.reshape(-1)
     n_tasks = losses.numel()
-    grads = torch.empty(n_tasks, flat_size(shared), dtype=losses.dtype, device=losses.device)
+    grads = torch.empty(n_tasks, flat_size(shared), dtype=_gradient_dtype(losses, shared), device=losses.device)
     for k in range(n_tasks):
         keep = retain_graph or k < n_tasks - 1
         if not losses[k].requires_grad:
@@ -74,9 +111,40 @@ def task_gradients(
     return grads
 
 
+def batched_task_gradients(
+    losses: torch.Tensor, shared: Sequence[torch.Tensor], retain_graph: bool = False
+) -> torch.Tensor:
+    """G (K × P) as ``task_gradients``, from ONE vectorised backward pass.
+
+    ``autograd.grad`` with the K unit vectors as batched ``grad_outputs`` (``is_grads_batched``:
+    the backward graph runs once under vmap); the graph is kept only if ``retain_graph``. An op
+    without a vmap batching rule falls back to a loop inside torch (slower, same result).
+    """
+    losses = losses.reshape(-1)
+    n_tasks = losses.numel()
+    grads = torch.zeros(n_tasks, flat_size(shared), dtype=_gradient_dtype(losses, shared), device=losses.device)
+    if not losses.requires_grad:
+        return grads
+    unit_vectors = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
+    parts = torch.autograd.grad(
+        losses, shared, grad_outputs=unit_vectors, retain_graph=retain_graph, allow_unused=True, is_grads_batched=True
+    )
+    offset = 0
+    for p, g in zip(shared, parts):
+        if g is not None:
+            grads[:, offset : offset + p.numel()].copy_(g.reshape(n_tasks, -1))
+        offset += p.numel()
+    return grads
+
+
 def gramian(grads: torch.Tensor) -> torch.Tensor:
-    """The K × K Gramian G Gᵀ; its diagonal holds the squared gradient norms ‖g_k‖²."""
-    return grads @ grads.T
+    """The K × K Gramian G Gᵀ; its diagonal holds the squared gradient norms ‖g_k‖².
+
+    Always in G's dtype (fp32 under mixed precision), even when called inside an autocast region.
+    """
+    kind = grads.device.type
+    with torch.autocast(kind, enabled=False) if kind in ("cpu", "cuda") else contextlib.nullcontext():
+        return grads @ grads.T
 
 
 def write_flat_gradient(direction: torch.Tensor, parameters: Sequence[torch.Tensor]) -> None:
@@ -142,7 +210,7 @@ def representation_chunk_norms(
         ]
     for k, grad in enumerate(grads):
         if grad is not None:
-            squared[k] = torch.linalg.vector_norm(grad.reshape(rows, -1), dim=1)
+            squared[k] = torch.linalg.vector_norm(grad.reshape(rows, -1), dim=1, dtype=squared.dtype)
     squared.square_()
     chunk_of_row = torch.cat(
         [torch.full((s.stop - s.start,), j, dtype=torch.long) for j, s in enumerate(slices)]

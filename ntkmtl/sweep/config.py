@@ -12,7 +12,8 @@ Layout (every key but ``benchmark``, ``seeds`` and ``methods`` is optional)::
     name: quickstart                 # sweep name (default: the file name without .yaml)
     benchmark: qm9                   # qm9 | celeba | nyuv2 | cityscapes | toy
     data: {train_size: 2000}         # the benchmark's data options
-    train: {epochs: 8}               # epochs, batch_size, lr, scheduler, method_lr, device, num_workers
+    train: {epochs: 8}               # epochs, batch_size, lr, scheduler, method_lr, device, num_workers,
+                                     # precision (fp32 | bf16 | fp16), task_gradients (auto | loop | batched)
     seeds: [0, 1]
     methods:                         # method → {hyperparameter: value or list of values}
       ls: {}
@@ -38,6 +39,8 @@ import yaml
 
 from ntkmtl.benchmarks import BENCHMARKS, DataError, benchmark_class, get_benchmark
 from ntkmtl.methods import METHODS, method_class
+from ntkmtl.methods.gradients import TASK_GRADIENT_MODES
+from ntkmtl.precision import PRECISIONS, precision_conflict
 from ntkmtl.sweep.storage import parse_storage
 from ntkmtl.sweep.wandb import api_key_present
 
@@ -196,6 +199,10 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     epochs = train.get("epochs") or benchmark.defaults.epochs
     seeds = _parse_seeds(c, raw["seeds"])
     methods = _parse_methods(c, raw["methods"])
+    for grid in methods:
+        conflict = precision_conflict(train.get("precision", "fp32"), method_class(grid.name), train.get("task_gradients", "auto"))
+        if conflict:
+            c.fail("train.precision", train["precision"], f"{conflict} (methods.{grid.name})")
     resources = _parse_resources(c, raw.get("resources") or {})
     scheduler = _parse_scheduler(c, raw.get("scheduler") or {}, benchmark, epochs)
     storage = raw.get("storage")
@@ -236,7 +243,7 @@ def check_benchmark_data(cfg: SweepConfig) -> None:
 
 # -- sections --------------------------------------------------------------------------------------
 def _parse_train(c: "_Checker", raw: Any) -> dict[str, Any]:
-    train_keys = ("epochs", "batch_size", "lr", "scheduler", "method_lr", "device", "num_workers")
+    train_keys = ("epochs", "batch_size", "lr", "scheduler", "method_lr", "device", "num_workers", "precision", "task_gradients")
     c.mapping("train", raw, train_keys)
     out: dict[str, Any] = {}
     for key in ("epochs", "batch_size"):
@@ -251,6 +258,10 @@ def _parse_train(c: "_Checker", raw: Any) -> dict[str, Any]:
         out["scheduler"] = c.choice("train.scheduler", raw["scheduler"], TRAIN_SCHEDULERS)
     if "device" in raw:
         out["device"] = c.choice("train.device", raw["device"], TRAIN_DEVICES)
+    if "precision" in raw:
+        out["precision"] = c.choice("train.precision", raw["precision"], PRECISIONS)
+    if "task_gradients" in raw:
+        out["task_gradients"] = c.choice("train.task_gradients", raw["task_gradients"], ("auto",) + TASK_GRADIENT_MODES)
     return out
 
 
