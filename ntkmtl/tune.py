@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep from its storage")
     parser.add_argument("--address", default=None, help="an existing Ray cluster: auto or ray://HOST:PORT (default: start Ray here)")
     parser.add_argument(
+        "--baseline", metavar="CONFIG",
+        help="configuration the final table compares with, as in ntkmtl.report (default: the sweep's ls)",
+    )
+    parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value (YAML syntax), e.g. --set train.epochs=3 --set seeds=[0]",
     )
@@ -49,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides, check_data=False)
         specs = build_plan(cfg)
+        if args.baseline:
+            from ntkmtl.compare import check_baseline
+
+            check_baseline([(s.config_id, s.method, s.hparams) for s in specs], args.baseline)
         if args.dry_run:
             cpus, gpus = local_resources()
             print(dry_run_table(cfg, specs, cpus, gpus))
@@ -60,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         check_benchmark_data(cfg)
         from ntkmtl.sweep.tune import run_sweep
 
-        outcome = run_sweep(cfg, resume=args.resume, address=args.address)
+        outcome = run_sweep(cfg, resume=args.resume, address=args.address, baseline=args.baseline)
     except ValueError as error:  # ConfigError, StorageError, SweepError, DataError
         print(f"error: {error}", file=sys.stderr)
         return 2

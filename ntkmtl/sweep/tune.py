@@ -338,8 +338,10 @@ def _start_ray(address: str | None) -> None:
     ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING")
 
 
-def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1) -> SweepOutcome:
-    """Run (or resume) the sweep; return when every trial has ended."""
+def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1,
+              baseline: str | None = None) -> SweepOutcome:
+    """Run (or resume) the sweep; return when every trial has ended. ``baseline``: the final
+    table's comparison configuration (``ntkmtl.compare``; default ls)."""
     start = time.monotonic()
     specs = build_plan(cfg)
     faults = [asdict(f) for f in parse_faults(os.environ.get(INJECT_ENV))]
@@ -376,7 +378,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     has_rows = any(Path(cfg.output).expanduser().glob("*.parquet"))
     df = read_results(cfg.output) if has_rows else None
     wall = time.monotonic() - start
-    table = format_summary(summarize(df), wall) if df is not None else "no results"
+    table = format_summary(summarize(df, baseline), wall) if df is not None else "no results"
     errored = sum(1 for r in grid if r.error is not None)
     return SweepOutcome(
         experiment_path=location.uri(cfg.name), output=cfg.output, trials=len(grid),
