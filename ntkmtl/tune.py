@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print()
     print(outcome.table)
+    if outcome.search:
+        print(outcome.search)
     print(f"{outcome.rows} rows from {outcome.trials} trials in {outcome.output} (read with ntkmtl.sweep.export.read_results)")
     print(f"Ray experiment: {outcome.experiment_path}")
     if outcome.unfinished:

@@ -1,7 +1,8 @@
-"""Running a sweep on Ray Tune — the only module of ntkmtl that imports Ray.
+"""Running a sweep on Ray Tune (with search.py and orphans.py, the modules that import Ray).
 
 Everything is Ray's own machinery: a ``Tuner`` over a ``grid_search`` of the plan's trial specs
-(so Ray never multiplies grids itself), a function trainable that wraps ``ntkmtl.train.Trial``
+(so Ray never multiplies grids itself) — or, when the config searches a range, over the grid
+specs and the seed-paired samples of one ``SweepSearcher`` (``search.py``) — a function trainable that wraps ``ntkmtl.train.Trial``
 and calls ``tune.report(record, checkpoint=…)`` after every epoch and ``tune.get_checkpoint()``
 to resume, ``tune.with_resources`` for CPUs and (fractional) GPUs, ``ASHAScheduler`` or our
 seed-aware ``TrialScheduler``, ``FailureConfig(max_failures)`` for retries, ``RunConfig``
@@ -47,7 +48,12 @@ from ntkmtl.benchmarks import Benchmark, get_benchmark
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
-from ntkmtl.sweep.plan import TrialSpec, build_plan, cluster_gpu_warning, hparam_kinds, local_resources
+from ntkmtl.sweep.plan import (
+    TrialSpec, build_plan, cluster_gpu_warning, expected_concurrency, hparam_kinds, local_resources,
+)
+from ntkmtl.sweep.orphans import drop_lost_trials
+from ntkmtl.sweep.search import build_searcher, format_search, load_summary
+from ntkmtl.sweep.space import search_trials
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 from ntkmtl.sweep.storage import StorageLocation, check_storage
 from ntkmtl.sweep.summary import format_summary, summarize
@@ -280,6 +286,8 @@ class ParquetCallback(tune.Callback):
             return
         record = {k: v for k, v in result.items() if k not in RAY_RESULT_KEYS}
         record["hostname"] = result.get("hostname")  # Ray's own key: the host of the trial's process
+        if trial.config["trial"].get("search"):  # the search that sampled the configuration
+            record["search"] = trial.config["trial"]["search"]
         self.exporter.add_record(trial.trial_id, trial.config["trial"], record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -321,6 +329,7 @@ class SweepOutcome:
     unfinished: int
     wall_seconds: float
     table: str
+    search: str = ""  # per searched method: samples judged, the best one (ntkmtl.sweep.search)
 
 
 def experiment_exists(location: StorageLocation, name: str) -> bool:
@@ -367,6 +376,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     gpu = cfg.resources.gpu_for(cfg.benchmark, cluster_gpus)
     trainable = tune.with_resources(run_trial, {"cpu": cfg.resources.cpu, "gpu": gpu})
     if resume:
+        drop_lost_trials(location, cfg.name, cfg.output)
         tuner = tune.Tuner.restore(
             location.join(cfg.name), trainable=trainable, resume_unfinished=True, resume_errored=True,
             storage_filesystem=location.filesystem,
@@ -380,9 +390,11 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     wall = time.monotonic() - start
     table = format_summary(summarize(df, baseline), wall) if df is not None else "no results"
     errored = sum(1 for r in grid if r.error is not None)
+    search = format_search(load_summary(location.filesystem, location.join(cfg.name)), cfg.scheduler.mode) if cfg.search else ""
     return SweepOutcome(
         experiment_path=location.uri(cfg.name), output=cfg.output, trials=len(grid),
         rows=0 if df is None else len(df), errored=errored, unfinished=unfinished, wall_seconds=wall, table=table,
+        search=search,
     )
 
 
@@ -423,18 +435,27 @@ def _new_tuner(cfg, specs, faults, trainable, location, verbose):
         "benchmark": cfg.benchmark, "data": cfg.data, "train": cfg.train, "metric": cfg.scheduler.metric,
         "faults": faults, "threads": max(1, int(cfg.resources.cpu)),
     }
-    callbacks = [ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs))]
+    callbacks = [ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg))]
     if cfg.wandb.enabled:
         callbacks.append(wandb_callback(cfg))
     reporter = tune.CLIReporter(
         metric_columns=PROGRESS_COLUMNS, parameter_columns={"trial/seed": "seed"},
         max_report_frequency=15, max_column_length=40,
     )
+    param_space: dict[str, Any] = {"sweep": sweep, "trial": tune.grid_search([s.to_dict() for s in specs])}
+    search: dict[str, Any] = {"num_samples": 1}
+    if cfg.search is not None:  # grid trials and sampled ones from one searcher (ntkmtl.sweep.search)
+        resources = ray.cluster_resources()
+        total = len(specs) + search_trials(cfg)
+        concurrency = expected_concurrency(cfg, total, resources.get("CPU", 1), resources.get("GPU", 0))
+        param_space = {"sweep": sweep}
+        search = {"num_samples": total, "search_alg": build_searcher(cfg, specs, concurrency)}
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(2, len(cfg.seeds))))  # a sample's seeds together
     return tune.Tuner(
         trainable,
-        param_space={"sweep": sweep, "trial": tune.grid_search([s.to_dict() for s in specs])},
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            scheduler=build_scheduler(cfg), num_samples=1, reuse_actors=True,
+            scheduler=build_scheduler(cfg), reuse_actors=True, **search,
             max_concurrent_trials=cfg.max_concurrent or None,
             trial_name_creator=trial_name, trial_dirname_creator=trial_dirname,
         ),
@@ -450,7 +471,7 @@ def _new_tuner(cfg, specs, faults, trainable, location, verbose):
 def _finalize(cfg: SweepConfig, grid, specs: list[TrialSpec]) -> int:
     """Give every ended trial's file its final status (a driver killed between a trial's end and
     its callback leaves ``running``); return how many trials are unfinished (an interrupted sweep)."""
-    exporter = ParquetExporter(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs))
+    exporter = ParquetExporter(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg))
     unfinished = 0
     for result in grid:
         metrics = result.metrics or {}
