@@ -6,7 +6,7 @@ this, and ``python -m ntkmtl.train`` runs it from the command line (one trial, l
 reference scripts). Optimisation follows the paper: Adam on the model (plus the method's own
 parameters, e.g. UW's log-variances, at ``method_lr``) and the benchmark's scheduler; the method
 decides what the trainer computes (``needs``: losses → one backward; gradients → K backward
-passes inside the method; representation → z is passed too; ``n_chunks`` > 1 → per-chunk losses).
+passes inside the method; representation → z is passed too; ``batch_chunks`` → per-chunk losses).
 
 Reproducibility: every RNG (torch, CUDA, numpy, random, the train loader's generator) is seeded
 from ``seed`` and saved in checkpoints, so on CPU a run of 2 epochs + restore + 2 epochs is
@@ -32,7 +32,7 @@ import torch
 
 from ntkmtl.benchmarks import Benchmark, benchmark_class
 from ntkmtl.benchmarks.base import chunk_losses
-from ntkmtl.methods import chunk_slices, describe_methods, get_method, method_class
+from ntkmtl.methods import describe_methods, get_method
 
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULERS = ("plateau", "cosine", "step", "none")
@@ -65,11 +65,11 @@ class TrialConfig:
 
     def resolved(self) -> "TrialConfig":
         """A validated copy with every ``None`` replaced by the benchmark's default."""
-        defaults = benchmark_class(self.benchmark).defaults
-        method_class(self.method).validate_hparams(dict(self.hparams))
+        benchmark = benchmark_class(self.benchmark)
+        defaults = benchmark.defaults
         config = dataclasses.replace(
             self,
-            hparams=dict(self.hparams),
+            hparams=benchmark.method_hparams(self.method, self.hparams),
             data=dict(self.data),
             epochs=defaults.epochs if self.epochs is None else self.epochs,
             batch_size=defaults.batch_size if self.batch_size is None else self.batch_size,
@@ -286,10 +286,11 @@ class Trial:
         task_losses = sums.sum(0) / counts.sum(0).clamp_min(1e-12)
         if not bool(torch.isfinite(task_losses).all()):
             return None
-        if self.method.n_chunks > 1:
-            losses = chunk_losses(sums, counts, chunk_slices(sums.shape[0], self.method.n_chunks))
-        else:
+        slices = self.method.batch_chunks(sums.shape[0])
+        if slices is None:
             losses = task_losses
+        else:
+            losses = chunk_losses(*self.benchmark.chunk_loss_terms(outputs, batch, (sums, counts)), slices)
         needs_z = self.method.needs == "representation" or self.method.uses_representation
         info = self.method.backward(losses, self.shared, self.heads, representation=representation if needs_z else None)
         self.optimizer.step()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ntkmtl.benchmarks import describe_benchmarks
 from ntkmtl.methods import describe_methods
 
 
@@ -28,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
             "  python -m ntkmtl.tune tune_configs/qm9_paper.yaml --resume --address auto\n\n"
             "methods and their hyperparameters (grid them under methods.<name> in the config):\n\n"
             + describe_methods()
+            + "\n\nbenchmarks and their data options (set them under data: in the config):\n\n"
+            + describe_benchmarks()
+            + "\n\nEvery default computes what the reference code computes; docs/DEVIATIONS.md lists the options "
+            "that choose ntkmtl's alternatives."
         ),
     )
     parser.add_argument("config", help="sweep config (YAML), e.g. tune_configs/quickstart.yaml")

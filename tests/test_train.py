@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ntkmtl.benchmarks.toy import Toy
-from ntkmtl.methods import METHODS
+from ntkmtl.methods import METHODS, chunk_slices
 from ntkmtl.methods.base import HParam, LossWeightingMethod
 from ntkmtl.train import Trial, TrialConfig, main, parse_value
 
@@ -46,6 +46,9 @@ class SpyMethod(LossWeightingMethod):
     @property
     def n_chunks(self):
         return self.chunks
+
+    def batch_chunks(self, batch_size):
+        return chunk_slices(batch_size, self.chunks) if self.chunks > 1 else None
 
     def parameters(self):
         return [self.logits]

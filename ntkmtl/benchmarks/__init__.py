@@ -27,9 +27,27 @@ def benchmark_class(name: str) -> type[Benchmark]:
     return getattr(importlib.import_module(module), attr)
 
 
+def describe_benchmarks() -> str:
+    """One block per benchmark: its data options and its defaults of method hyperparameters (for --help)."""
+    lines = []
+    for name in sorted(BENCHMARKS):
+        cls = benchmark_class(name)
+        d = cls.defaults
+        lines.append(f"{name}  ({d.epochs} epochs, batch {d.batch_size}, lr {d.lr:g}, {d.scheduler} schedule)")
+        for h in cls.data_options:
+            lines.append(f"    data.{h.name} = {h.default!r}  ({h.valid_range()}): {h.help}")
+        for method, values in sorted(cls.method_defaults.items()):
+            settings = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            lines.append(f"    methods.{method}: {settings} by default on this benchmark")
+    return "\n".join(lines)
+
+
 def get_benchmark(name: str, **options: Any) -> Benchmark:
     """Build benchmark ``name`` with its data options (validated; data not loaded yet)."""
     return benchmark_class(name)(**options)
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "DataError", "Metric", "TrainDefaults", "benchmark_class", "delta_m", "get_benchmark"]
+__all__ = [
+    "BENCHMARKS", "Benchmark", "DataError", "Metric", "TrainDefaults", "benchmark_class", "delta_m",
+    "describe_benchmarks", "get_benchmark",
+]

@@ -68,14 +68,25 @@ class MultiTaskModel(torch.nn.Module):
 class Benchmark(ABC):
     """One of the paper's four benchmarks. Subclasses declare, the trainer drives.
 
-    Class attributes: ``name``, ``tasks`` (K names), ``defaults`` (TrainDefaults) and
-    ``data_options`` (HParam declarations, validated like method hyperparameters; ``root`` etc.).
+    Class attributes: ``name``, ``tasks`` (K names), ``defaults`` (TrainDefaults),
+    ``data_options`` (HParam declarations, validated like method hyperparameters; ``root`` etc.)
+    and ``method_defaults`` (this benchmark's defaults of method hyperparameters where the
+    reference's trainer for it differs from the method's own default, e.g. NTKMTL-SR's n_splits).
     """
 
     name: ClassVar[str] = ""
     tasks: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[TrainDefaults]
     data_options: ClassVar[tuple[HParam, ...]] = ()
+    method_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    @classmethod
+    def method_hparams(cls, method: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """The complete, validated hyperparameters of ``method`` on this benchmark: the method's
+        defaults, overridden by ``method_defaults[method]``, overridden by ``hparams``."""
+        from ntkmtl.methods import method_class
+
+        return method_class(method).validate_hparams({**cls.method_defaults.get(method, {}), **hparams})
 
     def __init__(self, **options: Any):
         specs = {h.name: h for h in self.data_options}
@@ -110,8 +121,9 @@ class Benchmark(ABC):
 
     @abstractmethod
     def loaders(self, batch_size: int, seed: int, num_workers: int = 0) -> tuple[Iterable, Iterable, Iterable]:
-        """(train, val, test) loaders. Train shuffles with a generator seeded by ``seed``; the
-        split itself never depends on ``seed`` (every seed of a sweep sees the same samples)."""
+        """(train, val, test) loaders. Train shuffles with a generator seeded by ``seed``. The
+        split follows the reference's trainer for the benchmark: QM9's is drawn from ``seed``
+        unless a ``split_seed`` data option fixes it; the others use fixed splits."""
 
     @abstractmethod
     def build_model(self) -> MultiTaskModel:
@@ -124,6 +136,13 @@ class Benchmark(ABC):
         The loss of any set of samples S is Σ_S sums / Σ_S counts, so the full-batch loss and
         the per-chunk losses NTKMTL-SR needs come from the same terms (see ``chunk_losses``).
         """
+
+    def chunk_loss_terms(
+        self, outputs: Any, batch: Any, terms: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (sums, counts) [B, K] from which the per-chunk losses of a chunking method (NTKMTL-SR)
+        are formed; ``terms`` are this batch's ``loss_terms``, which serve by default."""
+        return terms
 
     @abstractmethod
     def evaluate(self, model: MultiTaskModel, loader: Iterable, device: torch.device) -> dict[str, float]:

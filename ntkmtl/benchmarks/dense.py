@@ -99,9 +99,14 @@ def mtan_options(dataset: str, root: str, eval_batch_size: int) -> tuple[HParam,
     """The data options of a benchmark on the MTAN layout; ``root`` and the paper's batch differ."""
     return (
         HParam("root", str, root, f"the {dataset} folder holding train/ and val/ (MTAN layout)"),
-        HParam("val_fraction", float, 0.1, "fraction of the MTAN train split held out for validation "
-               "(MTAN's own val split is the test set)", low=0.0, high=0.5, low_open=True),
+        HParam("val_fraction", float, 0.0, "fraction of the MTAN train split held out for validation (MTAN's own "
+               "val split is the test set); 0 = the reference: train on the whole train split and validate "
+               "on the test set, the only evaluation its trainer makes", low=0.0, high=0.5),
         HParam("split_seed", int, 0, "chooses the held-out validation samples (not the training seed)", low=0),
+        HParam("chunk_loss", str, "image_mean", "NTKMTL-SR's per-chunk task losses: image_mean (the reference: the "
+               "mean over the chunk's images of each image's mean loss, segmentation averaged over all pixels) "
+               "or valid_pixels (Σ loss / Σ valid pixels over the chunk, like the batch loss)",
+               choices=("image_mean", "valid_pixels")),
         HParam("augment", bool, True, "random scale-crop and horizontal flip of training samples"),
         HParam("max_train", int, None, "use only the first max_train training samples (quick runs)", low=1),
         HParam("max_val", int, None, "use only the first max_val validation samples", low=1),
@@ -133,21 +138,25 @@ class DenseBenchmark(Benchmark):
         if not root.is_dir():
             raise self.layout.error(root, "folder does not exist")
         for split in ("train", "val"):
-            if count_samples(self.layout, root, split) < (2 if split == "train" else 1):
-                raise self.layout.error(root / split, "too few samples (train needs 2: one is held out for validation)")
+            held_out = split == "train" and self.options["val_fraction"] > 0
+            if count_samples(self.layout, root, split) < (2 if held_out else 1):
+                raise self.layout.error(root / split, "too few samples (train needs 2 when val_fraction > 0: one is held out for validation)")
             check_sample(self.layout, root, split, 0)
 
     def splits(self) -> dict[str, tuple[Path, np.ndarray]]:
-        """split → (folder, sample indices): train and val from MTAN's train, test = MTAN's val."""
+        """split → (folder, sample indices): train (and, with ``val_fraction`` > 0, val) from MTAN's
+        train, test = MTAN's val; with ``val_fraction`` 0 val is the test set, as in the reference."""
         root = self.root
-        n_train = count_samples(self.layout, root, "train")
-        n_test = count_samples(self.layout, root, "val")
-        kept, held_out = held_out_split(n_train, self.options["val_fraction"], self.options["split_seed"])
         o = self.options
+        n_train = count_samples(self.layout, root, "train")
+        test = (root / "val", first(np.arange(count_samples(self.layout, root, "val")), o["max_test"]))
+        if o["val_fraction"] == 0:
+            return {"train": (root / "train", first(np.arange(n_train), o["max_train"])), "val": test, "test": test}
+        kept, held_out = held_out_split(n_train, o["val_fraction"], o["split_seed"])
         return {
             "train": (root / "train", first(kept, o["max_train"])),
             "val": (root / "train", first(held_out, o["max_val"])),
-            "test": (root / "val", first(np.arange(n_test), o["max_test"])),
+            "test": test,
         }
 
     def loaders(self, batch_size: int, seed: int, num_workers: int = 0) -> tuple[Iterable, Iterable, Iterable]:
@@ -171,6 +180,17 @@ class DenseBenchmark(Benchmark):
         if "normal" in self.tasks:
             terms.append(normal_terms(outputs[2], batch["normal"]))
         return torch.stack([s for s, _ in terms], 1), torch.stack([c for _, c in terms], 1)
+
+    def chunk_loss_terms(self, outputs, batch, terms):
+        """``chunk_loss: image_mean``: (each image's mean loss, 1) — the reference's NTKMTL-SR losses,
+        segmentation averaged over ALL pixels, depth and normal over the image's valid ones (an
+        image without valid pixels counts 0, where the reference divides by zero)."""
+        if self.options["chunk_loss"] == "valid_pixels":
+            return terms
+        sums, counts = terms
+        divisor = counts.clamp_min(1)
+        divisor[:, 0] = batch["label"][0].numel()  # segmentation: every pixel of the image
+        return sums / divisor, torch.ones_like(sums)
 
     @torch.no_grad()
     def evaluate(self, model: MultiTaskModel, loader: Iterable, device: torch.device) -> dict[str, float]:

@@ -6,9 +6,12 @@ Targets: PyG's y columns [0, 1, 2, 3, 5, 6, 12, 13, 14, 15, 11] = mu, alpha, hom
 zpve, U0, U, H, G (atomisation energies), Cv, trained in PyG's units (eV for energies) and
 reported in meV for homo, lumo, zpve, U0, U, H, G, as in the paper.
 
-Split (REFERENCE.md §4): a permutation of all molecules seeded by ``split_seed`` (never by the
-training seed, so every seed of a sweep sees the same molecules); test = its first 10,000,
-val = the next 10,000, train = the rest. ``train_size``/``val_size``/``test_size`` keep the first
+Split: a permutation of all molecules; test = its first 10,000, val = the next 10,000, train =
+the rest. As in the reference trainer (``dataset.shuffle()`` after seeding), the permutation is
+drawn from the TRAINING seed by default, so each seed of a sweep sees another test set;
+``split_seed: N`` fixes it instead, so that every seed sees the same molecules. (The reference
+draws it from the global RNG after the model's initialisation, so for a given seed its molecules
+differ from ours; like it, ours change with the seed.) ``train_size``/``val_size``/``test_size`` keep the first
 N of each split for quick runs; only those molecules are converted. With ``standardize`` the
 model learns targets standardised by the TRAINING subset's mean and std; metrics are always
 MAE in real units. Loss: squared error per molecule and task (the MSE of the reference).
@@ -51,14 +54,15 @@ class QM9(Benchmark):
     name = "qm9"
     tasks = TASKS
     defaults = TrainDefaults(
-        epochs=300, batch_size=120, lr=1e-3, scheduler="plateau",
+        epochs=300, batch_size=60, lr=1e-3, scheduler="plateau",
         scheduler_options={"factor": 0.7, "patience": 10, "min_lr": 1e-5},
     )
     data_options = (
         HParam("source", str, "qm9pack", "qm9pack (the real QM9 from PyPI, converted offline) or pyg (a PyG QM9 root)", choices=SOURCES),
         HParam("root", str, None, "PyG QM9 root directory (source pyg)"),
         HParam("cache_dir", str, None, "where converted molecules are cached (default ~/.cache/ntkmtl/qm9 or $NTKMTL_CACHE)"),
-        HParam("split_seed", int, 0, "seed of the fixed test/val/train permutation (never the training seed)", low=0),
+        HParam("split_seed", int, None, "seed of a fixed test/val/train permutation shared by every training seed "
+               "(default: none, the permutation follows the training seed, as in the reference)", low=0),
         HParam("train_size", int, None, "keep the first N training molecules (default: all ~110,831)", low=1),
         HParam("val_size", int, None, "keep the first N validation molecules (default: all 10,000)", low=1, high=VAL_SIZE),
         HParam("test_size", int, None, "keep the first N test molecules (default: all 10,000)", low=1, high=TEST_SIZE),
@@ -68,7 +72,7 @@ class QM9(Benchmark):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self._datasets = None
+        self._datasets: dict[int, dict] = {}
         self.mean = torch.zeros(len(TASKS), dtype=torch.float64)
         self.std = torch.ones(len(TASKS), dtype=torch.float64)
 
@@ -83,31 +87,39 @@ class QM9(Benchmark):
 
         qm9_data.n_molecules(self.options["source"], self.options["root"])
 
-    def split_positions(self) -> dict[str, np.ndarray]:
-        """PyG positions of the train / val / test molecules after the subset options."""
+    def split_seed(self, seed: int) -> int:
+        """The seed of the split a trial with training seed ``seed`` uses."""
+        return seed if self.options["split_seed"] is None else self.options["split_seed"]
+
+    def split_positions(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """PyG positions of the train / val / test molecules of training seed ``seed``, after the subset options."""
         from ntkmtl.benchmarks import qm9_data
 
-        full = split_positions(qm9_data.n_molecules(self.options["source"], self.options["root"]), self.options["split_seed"])
+        n = qm9_data.n_molecules(self.options["source"], self.options["root"])
+        full = split_positions(n, self.split_seed(seed))
         return {s: full[s][: self.options[f"{s}_size"]] for s in ("train", "val", "test")}
 
-    def datasets(self) -> dict:
-        """train / val / test ``QM9Graphs`` (converted or memory-mapped once per benchmark object)."""
-        if self._datasets is None:
+    def datasets(self, seed: int = 0) -> dict:
+        """train / val / test ``QM9Graphs`` of training seed ``seed`` (converted or memory-mapped
+        once per split and benchmark object); also makes that split's target statistics current."""
+        key = self.split_seed(seed)
+        if key not in self._datasets:
             from ntkmtl.benchmarks import qm9_data
 
             o = self.options
-            positions = self.split_positions()
+            positions = self.split_positions(seed)
             wanted = np.concatenate([positions[s] for s in ("train", "val", "test")])
             graphs = qm9_data.load_qm9(
                 source=o["source"], root=o["root"], cache_dir=o["cache_dir"], indices=wanted, progress=o["progress"]
             )
-            self._datasets, start = {}, 0
+            datasets, start = {}, 0
             for split in ("train", "val", "test"):
                 stop = start + len(positions[split])
-                self._datasets[split] = graphs.subset(np.arange(start, stop))
+                datasets[split] = graphs.subset(np.arange(start, stop))
                 start = stop
-            self._set_statistics(self._datasets["train"].y[:, list(TARGET_COLUMNS)].double())
-        return self._datasets
+            self._datasets[key] = datasets
+        self._set_statistics(self._datasets[key]["train"].y[:, list(TARGET_COLUMNS)].double())
+        return self._datasets[key]
 
     def _set_statistics(self, train_targets: torch.Tensor) -> None:
         """Mean and std of the training targets [N, 11] (used only when ``standardize``)."""
@@ -117,9 +129,9 @@ class QM9(Benchmark):
             self.std = torch.where(std > 0, std, torch.ones_like(std))
 
     def loaders(self, batch_size: int, seed: int, num_workers: int = 0):
-        """Batches are assembled straight from the memory-mapped store in this process
+        """The loaders of training seed ``seed``'s split (see ``datasets``). Batches are assembled straight from the memory-mapped store in this process
         (``num_workers`` is not needed: that is faster than collating in worker processes)."""
-        data = self.datasets()
+        data = self.datasets(seed)
         train = data["train"].loader(batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
         return train, data["val"].loader(batch_size), data["test"].loader(batch_size)
 

@@ -15,8 +15,9 @@ Usage, in the spirit of the reference library::
     info = method.backward(losses, shared_parameters, task_specific_parameters, representation=z)
     optimizer.step()            # info["weights"]: the K task weights actually applied
 
-``losses`` is a tensor of shape [K], or [n, K] (n = ``method.n_chunks``) for methods that split
-the batch into n chunks; chunk j holds the samples ``chunk_slices(batch_size, n)[j]``.
+``losses`` is a tensor of shape [K], or [n, K] for methods that split the batch into chunks:
+``method.batch_chunks(batch_size)`` returns the n slices of the batch (or None for [K] losses),
+and row j of the losses is the loss of the samples in slice j.
 """
 from __future__ import annotations
 
@@ -29,9 +30,11 @@ from typing import Any, ClassVar, Iterable, Sequence
 import torch
 
 from ntkmtl.methods.gradients import (
-    apply_aggregated_gradient,
+    CHUNK_LAYOUTS,
+    backward_heads,
     clip_shared_gradient,
     task_gradients,
+    write_flat_gradient,
 )
 
 NEEDS = ("losses", "gradients", "representation")
@@ -62,6 +65,8 @@ class HParam:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.kind is bool:
             return "true or false"
+        if self.kind not in (int, float):
+            return f"a {self.kind.__name__}"
         lo = "(" if self.low_open or self.low is None else "["  # ±inf itself is never valid
         hi = ")" if self.high_open or self.high is None else "]"
         low = "-inf" if self.low is None else f"{self.low:g}"
@@ -98,6 +103,18 @@ class HParam:
 
 
 MAX_NORM_HELP = "clip the shared parameters' gradient norm to this after the update is formed (0 disables)"
+CHUNKING = HParam(
+    "chunking", str, "torch_chunk",
+    "how the batch is split into chunks: torch_chunk (the reference's torch.chunk: chunks of ceil(B/n), "
+    "maybe fewer than n) or balanced (min(B, n) chunks whose sizes differ by at most one)",
+    choices=CHUNK_LAYOUTS,
+)
+HEAD_GRADIENTS = HParam(
+    "head_gradients", str, "objective",
+    "what the task heads receive: objective (the gradient of the method's weighted objective, so head k's "
+    "gradient is scaled by its task weight, as in the reference) or plain (every head the plain gradient of its own loss)",
+    choices=("objective", "plain"),
+)
 
 
 class WeightMethod(ABC):
@@ -155,8 +172,13 @@ class WeightMethod(ABC):
     # -- what the trainer asks ---------------------------------------------------------------
     @property
     def n_chunks(self) -> int:
-        """How many chunks the trainer splits each batch into; losses then have shape [n, K]."""
+        """The most chunks the trainer splits a batch into; 1 for methods that take [K] losses."""
         return 1
+
+    def batch_chunks(self, batch_size: int) -> list[slice] | None:
+        """The slices of a batch whose losses form the rows of the [n, K] losses, or None when
+        the method takes the batch's [K] losses. Methods that chunk override this."""
+        return None
 
     def parameters(self) -> list[torch.Tensor]:
         """The method's own learnable tensors trained by the model's optimizer (e.g. UW)."""
@@ -266,17 +288,26 @@ class LossWeightingMethod(WeightMethod):
 class GradientMethod(WeightMethod):
     """A method that combines per-task shared gradients G (K × P) into one update direction.
 
-    The heads always get the plain gradient of their own loss (one backward of Σ_k L_k
-    restricted to them); the shared parameters get ``aggregate(G, losses)``. (The reference
-    library, for the methods it writes as a loss weighting — MGDA, IMTL, Nash-MTL — scales each
-    head's gradient by its task weight too; here every gradient method treats heads alike, as
-    LibMTL does.)
+    The shared parameters get ``aggregate(G, losses)``. What the heads get follows the reference
+    library: methods that overwrite the shared gradient (NTKMTL, PCGrad, CAGrad, FairGrad, …) give
+    each head the plain gradient of its own loss; the methods it writes as a loss weighting
+    (MGDA, IMTL-G, Nash-MTL and their log variants; ``objective_heads = True``) back-propagate
+    their weighted objective into the heads too, so head k's gradient is scaled by task k's weight.
+    Those methods have the ``head_gradients`` hyperparameter: ``plain`` gives their heads the plain
+    gradients instead, as LibMTL does.
     """
 
     needs = "gradients"
     # True for the log_* variants: G holds the gradients of log(L_k + LOG_EPS) instead of L_k,
     # which makes the method invariant to each loss's scale (as in the FAMO paper's log-baselines).
     log_losses: ClassVar[bool] = False
+    # True for the methods whose reference back-propagates the weighted objective into the heads.
+    objective_heads: ClassVar[bool] = False
+
+    @classmethod
+    def all_hparams(cls) -> tuple[HParam, ...]:
+        own = super().all_hparams()
+        return own[:-1] + (HEAD_GRADIENTS,) + own[-1:] if cls.objective_heads else own
 
     @abstractmethod
     def aggregate(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -286,8 +317,23 @@ class GradientMethod(WeightMethod):
         """The K functions whose shared gradients form G: L_k, or log(L_k + LOG_EPS)."""
         return (losses + LOG_EPS).log() if self.log_losses else losses
 
+    def head_objective(self, losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The scalar whose gradient the heads receive: Σ_k w_k · objective_k with ``head_gradients:
+        objective`` (w = the applied weights), else Σ_k L_k (each head its plain ∇L_k; for [n, K]
+        chunk losses the chunk mean, as in the full-batch loss)."""
+        if self.objective_heads and self.head_gradients == "objective":
+            return (weights.detach().to(losses) * self.task_objectives(losses)).sum()
+        return losses.mean(0).sum() if losses.dim() == 2 else losses.sum()
+
     def _backward(self, losses, shared, heads, representation):
         grads = task_gradients(self.task_objectives(losses), shared, retain_graph=bool(heads))
         direction, info = self.aggregate(grads, losses.detach())
-        apply_aggregated_gradient(direction, shared, heads, losses)
+        self.apply_update(direction, shared, heads, losses, info["weights"])
         return info
+
+    def apply_update(self, direction, shared, heads, losses, weights) -> None:
+        """Shared parameters get ``direction``; heads the gradient of ``head_objective``."""
+        write_flat_gradient(direction, shared)
+        if heads:
+            backward_heads(self.head_objective(losses, weights), heads)
+

@@ -11,13 +11,27 @@ from typing import Sequence
 import torch
 
 
-def chunk_slices(batch_size: int, n_chunks: int) -> list[slice]:
-    """Contiguous, near-equal slices of a batch: chunk j of the n chunks NTKMTL-SR splits into.
+CHUNK_LAYOUTS = ("torch_chunk", "balanced")
+
+
+def chunk_slices(batch_size: int, n_chunks: int, layout: str = "torch_chunk") -> list[slice]:
+    """Contiguous slices of a batch: the chunks NTKMTL-SR (and NTKMTL with n > 1) split it into.
+
+    - ``"torch_chunk"`` (the reference's ``torch.chunk(losses, n)``): chunks of ⌈B/n⌉ samples and
+      a smaller last one, so there may be FEWER than n chunks (B = 10, n = 4: [3, 3, 3, 1];
+      B = 9: three chunks [3, 3, 3]).
+    - ``"balanced"``: exactly min(B, n) chunks whose sizes differ by at most one (B = 10, n = 4:
+      [3, 3, 2, 2]), so every chunk's loss averages about as many samples.
 
     With fewer samples than chunks, each sample is its own chunk (no empty chunk, no NaN loss).
     """
     if batch_size < 1 or n_chunks < 1:
         raise ValueError(f"chunk_slices: batch_size={batch_size} and n_chunks={n_chunks} must be >= 1")
+    if layout not in CHUNK_LAYOUTS:
+        raise ValueError(f"chunk_slices: layout={layout!r} is not valid; valid: {', '.join(CHUNK_LAYOUTS)}")
+    if layout == "torch_chunk":
+        size = -(-batch_size // n_chunks)
+        return [slice(start, min(start + size, batch_size)) for start in range(0, batch_size, size)]
     n = min(batch_size, n_chunks)
     base, extra = divmod(batch_size, n)
     slices, start = [], 0
@@ -76,21 +90,9 @@ def write_flat_gradient(direction: torch.Tensor, parameters: Sequence[torch.Tens
         raise ValueError(f"gradient of size {direction.numel()} for parameters of total size {offset}")
 
 
-def apply_aggregated_gradient(
-    direction: torch.Tensor,
-    shared: Sequence[torch.Tensor],
-    heads: Sequence[torch.Tensor],
-    losses: torch.Tensor,
-) -> None:
-    """Shared parameters get ``direction``; each head the plain gradient of its own loss.
-
-    For chunked losses [n, K] the heads get the gradient of the chunk mean, as in the full-batch
-    loss. Head gradients accumulate into ``.grad`` (call ``optimizer.zero_grad()`` first).
-    """
-    write_flat_gradient(direction, shared)
-    if heads:
-        head_loss = losses.mean(0).sum() if losses.dim() == 2 else losses.sum()
-        torch.autograd.backward(head_loss, inputs=list(heads))
+def backward_heads(objective: torch.Tensor, heads: Sequence[torch.Tensor]) -> None:
+    """Accumulate ∂objective/∂head into each head's ``.grad`` (call ``optimizer.zero_grad()`` first)."""
+    torch.autograd.backward(objective, inputs=list(heads))
 
 
 def clip_shared_gradient(shared: Sequence[torch.Tensor], max_norm: float) -> float:
@@ -102,11 +104,11 @@ def clip_shared_gradient(shared: Sequence[torch.Tensor], max_norm: float) -> flo
 
 
 def representation_chunk_norms(
-    losses: torch.Tensor, representation: torch.Tensor | Sequence[torch.Tensor]
+    losses: torch.Tensor, representation: torch.Tensor | Sequence[torch.Tensor], slices: Sequence[slice]
 ) -> torch.Tensor:
     """λ (n × K): λ[j, k] = ‖∂L_kj/∂z‖², the squared gradient of chunk j's task-k loss.
 
-    ``losses`` is [n, K] over the chunks ``chunk_slices(B, n)``; chunk j's loss depends only on its
+    ``losses`` is [n, K] over the n row ranges ``slices`` of z; chunk j's loss depends only on its
     own rows of z, so per-row squared gradient norms summed over a chunk's rows give its λ.
 
     ``representation`` is either
@@ -125,9 +127,8 @@ def representation_chunk_norms(
     if per_task and all(z is representation[0] for z in representation):
         representation, per_task = representation[0], False
     rows = (representation[0] if per_task else representation).shape[0]
-    slices = chunk_slices(rows, n)
-    if len(slices) != n:
-        raise ValueError(f"losses have {n} chunks but the representation has {rows} rows")
+    if len(slices) != n or slices[-1].stop != rows:
+        raise ValueError(f"losses have {n} chunks but the slices are {list(slices)} of {rows} representation rows")
     squared = torch.zeros(n_tasks, rows, dtype=losses.dtype, device=losses.device)
     if per_task:
         grads = torch.autograd.grad(losses.sum(), list(representation), retain_graph=True, allow_unused=True)

@@ -6,12 +6,14 @@ U = [u_1 − u_k]_k this is the closed form
 
     α_{2..K} = g_1 Uᵀ (D Uᵀ)⁻¹,    α_1 = 1 − Σ_{k≥2} α_k,
 
-computed here from the K × K Gramian only (no P-sized products). A singular system is solved by
-least squares and counted in ``solver_failures``; the reference adds 1e-8·I silently.
+computed here from the K × K Gramian only (no P-sized products). A singular system (e.g. two
+identical task gradients) is counted in ``solver_failures`` and, as in the reference, solved with
+D Uᵀ + 1e-8·I (``singular: lstsq`` takes the least-squares solution instead). As in the reference,
+the heads get the gradient of Σ_k α_k L_k (``head_gradients: plain``: their plain ∇L_k).
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod
+from ntkmtl.methods.base import GradientMethod, HParam
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.solvers import report_failure
 
@@ -21,6 +23,11 @@ NORM_EPS = 1e-12
 class IMTLG(GradientMethod):
     name = "imtl"
     paper = "Liu et al., Towards Impartial Multi-task Learning (IMTL-G), ICLR 2021"
+    objective_heads = True
+    hparams = (
+        HParam("singular", str, "regularize", "a singular system: regularize (the reference: add 1e-8·I) or "
+               "lstsq (the least-squares solution)", choices=("regularize", "lstsq")),
+    )
 
     def aggregate(self, grads, losses):
         info = {"solver_failures": 0}
@@ -44,6 +51,10 @@ def imtl_weights(method: GradientMethod, gram: torch.Tensor, info: dict) -> torc
         if not torch.isfinite(rest).all():
             raise RuntimeError("non-finite solution")
     except RuntimeError as error:
-        report_failure(info, method.name, f"singular IMTL system ({error}); using least squares")
-        rest = torch.linalg.lstsq(du.T, first.unsqueeze(1)).solution.squeeze(1)
+        if method.singular == "regularize":
+            report_failure(info, method.name, f"singular IMTL system ({error}); adding 1e-8·I")
+            rest = torch.linalg.solve((du + 1e-8 * torch.eye(k - 1, dtype=du.dtype, device=du.device)).T, first)
+        else:
+            report_failure(info, method.name, f"singular IMTL system ({error}); using least squares")
+            rest = torch.linalg.lstsq(du.T, first.unsqueeze(1)).solution.squeeze(1)
     return torch.cat([(1 - rest.sum()).reshape(1), rest])

@@ -2,7 +2,8 @@
 
 x* = MGDA's min-norm weights of the gradients of log L_k (scale-free). The update is that of
 Σ_k x*_k log L_k / c with c = Σ_k x*_k / L_k, i.e. Σ_k w_k ∇log L_k with w_k = x*_k / c, so the
-weights it puts on the raw gradients ∇L_k (w_k / L_k) sum to 1, as in the reference.
+weights it puts on the raw gradients ∇L_k (w_k / L_k) sum to 1, as in the reference. The heads
+get the gradient of that objective, Σ_k w_k log L_k, as in the reference (``head_gradients``).
 """
 from ntkmtl.methods.base import LOG_EPS
 from ntkmtl.methods.mgda import MGDA, min_norm_point

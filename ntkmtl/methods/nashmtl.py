@@ -6,26 +6,32 @@ The update d = Gᵀα is the Nash bargaining solution: α > 0 solves
 
 Two solvers (``solver``), both warm-started from the previous step's α:
 
-- ``"newton"`` (default): α minimises the convex φ(α) = ½ αᵀ G Gᵀ α − Σ_k log α_k, whose
-  stationary point is exactly that equation; damped Newton (``solvers.nash_weights``,
-  ≤ ``optim_niter`` steps) reaches it to machine precision in ~5–20 K × K solves.
-- ``"ecos"``: the reference's sequence of ``optim_niter`` convex problems — minimise
+- ``"ecos"`` (default, the reference's scheme): up to ``optim_niter`` convex problems — minimise
   Σ_k (GGᵀα)_k + φ̃(α), φ̃ = Σ log α_k + log (GGᵀα)_k linearised at the previous iterate, subject to
-  −log α_k − log (GGᵀα)_k ≤ 0 — with cvxpy's ECOS (Gramian scaled by its Frobenius norm, compiled
-  once in DPP form). Known defect of that scheme, kept and counted here: a start where some
-  (GGᵀα)_k ≤ 0 makes the linearisation meaningless and ECOS answers "unbounded"; the reference
-  swallows that and keeps α = 1 (plain LS) for the whole run.
+  −log α_k − log (GGᵀα)_k ≤ 0 — with cvxpy's ECOS (Gramian scaled by its Frobenius norm), stopped
+  as the reference stops: when ‖(GGᵀ/‖GGᵀ‖)α − 1/α‖ < 1e-3, when an iterate moves by < 1e-6 (that
+  iterate is then not taken), or when ECOS fails (α stays). This scheme often stops far from the
+  bargaining solution (relative KKT residuals of 0.7 are common), and a start where some
+  (GGᵀα)_k ≤ 0 makes ECOS answer "unbounded", so α = 1 (plain LS) stays until the gradients
+  change: the reference does the same, and the paper's Nash-MTL numbers come from it.
+- ``"newton"``: α minimises the convex φ(α) = ½ αᵀ G Gᵀ α − Σ_k log α_k, whose stationary point
+  is exactly that equation; damped Newton (``solvers.nash_weights``, ≤ ``optim_niter`` steps)
+  reaches it to machine precision in ~5–20 K × K solves, and is much faster.
 
 Every solver error, non-optimal status or relative KKT residual ‖GGᵀα − 1/α‖/‖1/α‖ above
-``KKT_TOL`` is counted in ``solver_failures`` (logged as a warning); ``kkt_residual`` is logged.
-With ``update_weights_every`` > 1 the other steps reuse α with a single backward pass. The update
-is Gᵀα (no factor K, as in the reference); heads get their plain gradients (trainer contract).
+``KKT_TOL`` is counted in ``solver_failures`` (the first of each kind is logged as a warning);
+``kkt_residual`` is logged. With ``update_weights_every`` > 1 the other steps reuse α with a
+single backward pass (the reference raises there). The update is Gᵀα (no factor K, as in the
+reference), and, as in the reference, the heads get the gradient of Σ_k α_k L_k
+(``head_gradients: plain``: their plain ∇L_k). No clipping by default: the reference's
+``max_norm`` 1.0 is applied before the backward pass, so it never clips; ``max_norm`` > 0 clips
+the formed update here.
 """
 import numpy as np
 import torch
 
 from ntkmtl.methods.base import GradientMethod, HParam
-from ntkmtl.methods.gradients import apply_aggregated_gradient, gramian
+from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.solvers import as_numpy, nash_residual, nash_weights, report_failure
 
 KKT_TOL = 1e-3
@@ -36,10 +42,11 @@ class NashMTL(GradientMethod):
     paper = "Navon et al., Multi-Task Learning as a Bargaining Game (Nash-MTL), ICML 2022"
     hparams = (
         HParam("optim_niter", int, 20, "solver iterations per weight update (Newton steps or ECOS sub-problems)", low=1, high=1000),
-        HParam("solver", str, "newton", "'newton' (exact KKT solve) or 'ecos' (the reference's cvxpy scheme)", choices=("newton", "ecos")),
+        HParam("solver", str, "ecos", "'ecos' (the reference's cvxpy scheme, as it stops) or 'newton' (the exact "
+               "bargaining solution, faster)", choices=("ecos", "newton")),
         HParam("update_weights_every", int, 1, "recompute α every this many steps", low=1, high=100000),
     )
-    default_max_norm = 1.0
+    objective_heads = True
     state_attributes = ("alpha",)
 
     def __init__(self, n_tasks, device=None, **hparams):
@@ -65,7 +72,8 @@ class NashMTL(GradientMethod):
         self.problem = cp.Problem(objective, constraints)
 
     def solve(self, gram: np.ndarray, norm: float, info: dict) -> np.ndarray:
-        """α for the Gramian gram·norm (gram normalised), warm-started from the previous step's α."""
+        """α for the Gramian gram·norm (gram normalised), warm-started from the previous step's α,
+        iterated and stopped as the reference's ``NashMTL.solve_optimization``."""
         import cvxpy as cp
 
         if self.problem is None:
@@ -74,7 +82,7 @@ class NashMTL(GradientMethod):
         self.log_norm_param.value = float(np.log(norm))
         alpha = self.alpha.numpy().copy()
         for _ in range(self.optim_niter):
-            if nash_residual(gram * norm, alpha) < 1e-3:
+            if np.linalg.norm(gram @ alpha - 1 / (alpha + 1e-10)) < 1e-3:
                 break
             # φ(α) = Σ log α_k + log (Gα)_k linearised at the previous iterate, divided by ‖GGᵀ‖
             self.slope_param.value = (1 / alpha + (1 / (gram @ alpha)) @ gram) / norm
@@ -82,16 +90,17 @@ class NashMTL(GradientMethod):
             try:
                 self.problem.solve(solver=cp.ECOS, warm_start=True, max_iters=100)
             except cp.error.SolverError as error:
-                report_failure(info, self.name, f"ECOS failed: {error}")
+                report_failure(info, self.name, f"ECOS failed: {error}", once="ecos-error")
                 break
-            if self.problem.status != cp.OPTIMAL or self.alpha_var.value is None:
-                report_failure(info, self.name, f"ECOS returned status {self.problem.status!r}")
+            new_alpha = self.alpha_var.value
+            if new_alpha is None:
+                report_failure(info, self.name, f"ECOS returned status {self.problem.status!r}; α kept", once="ecos-none")
                 break
-            new_alpha = np.maximum(self.alpha_var.value, 0.0)
-            done = np.linalg.norm(new_alpha - alpha) < 1e-6
+            if self.problem.status != cp.OPTIMAL:
+                report_failure(info, self.name, f"ECOS returned status {self.problem.status!r}", once="ecos-status")
+            if np.linalg.norm(new_alpha - alpha) < 1e-6:
+                break
             alpha = new_alpha
-            if done:
-                break
         return alpha
 
     def aggregate(self, grads, losses):
@@ -106,7 +115,8 @@ class NashMTL(GradientMethod):
                 residual = nash_residual(gram, alpha)
             info["kkt_residual"] = residual
             if not residual <= KKT_TOL and info["solver_failures"] == 0:
-                report_failure(info, self.name, f"relative KKT residual ‖GGᵀα − 1/α‖/‖1/α‖ = {residual:.3g} after {self.optim_niter} iterations")
+                report_failure(info, self.name, f"relative KKT residual ‖GGᵀα − 1/α‖/‖1/α‖ = {residual:.3g} "
+                               f"after {self.optim_niter} iterations", once="kkt")
             if np.all(np.isfinite(alpha)) and np.all(alpha > 0):
                 self.alpha = torch.from_numpy(alpha)
         weights = self.alpha.to(dtype=grads.dtype, device=grads.device)
@@ -121,5 +131,5 @@ class NashMTL(GradientMethod):
         direction = torch.cat([
             (g if g is not None else torch.zeros_like(p)).reshape(-1) for p, g in zip(shared, parts)
         ])
-        apply_aggregated_gradient(direction, shared, heads, losses)
+        self.apply_update(direction, shared, heads, losses, weights)
         return {"weights": weights, "solver_failures": 0}

@@ -9,8 +9,9 @@ diagonal of the Gramian G Gᵀ of the per-task shared gradients g_k = ∂L_k/∂
 slow the fast tasks and speed up the slow ones; the shared update is K · Σ_k w_k g_k, clipped to
 ``max_norm`` (1.0) after it is formed. Heads get the plain gradients of their own losses.
 
-General n (§1.5 of REFERENCE.md): the batch is split into n chunks, J_k (n × P) holds the chunk
-gradients of task k, λ_k = the largest eigenvalue of J_k J_kᵀ, and the update uses the chunk-mean
+General n (described in the reference code, not used in its experiments): the batch is split
+into n chunks (``chunking``: the reference's ``torch.chunk`` layout by default), J_k (n × P) holds
+the chunk gradients of task k, λ_k = the largest eigenvalue of J_k J_kᵀ, and the update uses the chunk-mean
 gradients: K · Σ_k w_k · mean_j g_kj. It costs n · K backward passes and n · K · P floats.
 
 Reference defects not reproduced: λ_k is floored at eps·Σλ (a zero-gradient task gets a finite
@@ -20,8 +21,8 @@ of a P × K buffer — bench/methods.py measures the difference).
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
-from ntkmtl.methods.gradients import apply_aggregated_gradient, task_gradients
+from ntkmtl.methods.base import CHUNKING, GradientMethod, HParam
+from ntkmtl.methods.gradients import chunk_slices, task_gradients
 
 NTK_EXP = HParam("ntk_exp", float, 0.5, "exponent on the NTK eigenvalue ratio (paper: 0.5; try 0.5-1.0)", low=0.0, high=4.0)
 EPS = HParam(
@@ -46,12 +47,16 @@ class NTKMTL(GradientMethod):
         NTK_EXP,
         HParam("n", int, 1, "chunks per batch for the NTK eigenvalue (1 = squared gradient norm)", low=1, high=64),
         EPS,
+        CHUNKING,
     )
     default_max_norm = 1.0
 
     @property
     def n_chunks(self) -> int:
         return self.n
+
+    def batch_chunks(self, batch_size: int) -> list[slice] | None:
+        return chunk_slices(batch_size, self.n, self.chunking) if self.n > 1 else None
 
     def aggregate(self, grads, losses):
         eigenvalues = torch.linalg.vector_norm(grads, dim=1).square()  # diag(G Gᵀ), no K × P temporary
@@ -70,5 +75,5 @@ class NTKMTL(GradientMethod):
         eigenvalues = torch.linalg.eigvalsh(per_task @ per_task.transpose(1, 2))[:, -1].clamp_min(0)
         weights = ntk_weights(eigenvalues, self.ntk_exp, self.eps)
         direction = self.n_tasks * (weights @ per_task.mean(1))
-        apply_aggregated_gradient(direction, shared, heads, losses)
+        self.apply_update(direction, shared, heads, losses, weights)
         return {"weights": weights, "ntk_eigenvalues": eigenvalues}

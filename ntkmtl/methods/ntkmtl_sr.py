@@ -1,6 +1,8 @@
 """NTKMTL-SR — NTKMTL from the shared representation (Qin et al., NeurIPS 2025, arXiv 2510.18258).
 
-The batch is split into n chunks (``n_splits``, 4 by default) and J_k (n × dim z) holds the
+The batch is split into n chunks (``n_splits``: 4, or the benchmark's default — 1 on NYUv2, as
+the reference's NYUv2 trainer; ``chunking``: the reference's ``torch.chunk`` layout, so a batch of
+9 gives three chunks of 3) and J_k (n × dim z) holds the
 gradients of the chunk losses L_kj with respect to the shared representation z (for MTAN, task
 k's attended features), not the parameters. Each chunk's loss depends only on its own rows of z,
 so the rows of J_k are orthogonal and the largest eigenvalue of J_k J_kᵀ is λ_k = max_j ‖∂L_kj/∂z‖².
@@ -10,8 +12,8 @@ A model that hands each head its own view of z (``[z.view_as(z) for _ in heads]`
 the K views lets all K representation gradients come from one backward through the heads
 (``gradients.representation_chunk_norms``); with one shared z it takes K.
 """
-from ntkmtl.methods.base import HParam, WeightMethod
-from ntkmtl.methods.gradients import representation_chunk_norms
+from ntkmtl.methods.base import CHUNKING, HParam, WeightMethod
+from ntkmtl.methods.gradients import chunk_slices, representation_chunk_norms
 from ntkmtl.methods.ntkmtl import EPS, NTK_EXP, ntk_weights
 
 
@@ -24,15 +26,21 @@ class NTKMTLSR(WeightMethod):
         NTK_EXP,
         HParam("n_splits", int, 4, "chunks per batch whose representation gradients give λ_k", low=1, high=64),
         EPS,
+        CHUNKING,
     )
 
     @property
     def n_chunks(self) -> int:
         return self.n_splits
 
+    def batch_chunks(self, batch_size: int) -> list[slice]:
+        return chunk_slices(batch_size, self.n_splits, self.chunking)
+
     def _backward(self, losses, shared, heads, representation):
         chunked = losses if losses.dim() == 2 else losses.unsqueeze(0)
-        eigenvalues = representation_chunk_norms(chunked, representation).max(0).values
+        rows = (representation[0] if isinstance(representation, (list, tuple)) else representation).shape[0]
+        slices = self.batch_chunks(rows) if chunked.shape[0] > 1 else [slice(0, rows)]
+        eigenvalues = representation_chunk_norms(chunked, representation, slices).max(0).values
         weights = ntk_weights(eigenvalues.detach(), self.ntk_exp, self.eps)
         total = (weights * chunked.mean(0)).sum()
         total.backward()

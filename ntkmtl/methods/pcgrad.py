@@ -1,30 +1,38 @@
 """PCGrad — projecting conflicting gradients (Yu et al., Gradient Surgery for MTL, NeurIPS 2020).
 
-For each task i, in a fresh random order over the other tasks j: if g_i^PC · g_j < 0, remove the
-conflicting component, g_i^PC ← g_i^PC − (g_i^PC · g_j / ‖g_j‖²) g_j. The update is Σ_i g_i^PC
-(the reference's "sum" reduction, on the LS scale).
+For each task i, in a random order over the tasks j: if g_i^PC · g_j < 0, remove the conflicting
+component, g_i^PC ← g_i^PC − (g_i^PC · g_j / ‖g_j‖²) g_j. The update is Σ_i g_i^PC (the
+reference's "sum" reduction, on the LS scale).
+
+As in the reference: the order is one list of the K tasks that Python's ``random.shuffle``
+reshuffles in place before each task i (so the same seed gives the same orders; the trainer
+seeds and checkpoints Python's generator), and j runs over every task, i included, so g_i^PC is
+also projected off its own g_i when they conflict after earlier projections
+(``self_projection: false`` skips j = i, as the paper's algorithm does).
 
 Every g_i^PC is a combination Σ_j C_ij g_j of the original gradients, so the projections run on
 the K × K Gramian and only the final Σ_i g_i^PC = (𝟙ᵀC) G touches P-sized vectors; the reported
-weights are 𝟙ᵀC. The order is drawn from torch's global CPU generator (restored with the
-trainer's RNG state). As in the paper, and unlike the reference, a task is never projected on
-its own gradient.
+weights are 𝟙ᵀC.
 """
+import random
+
 import numpy as np
 import torch
 
-from ntkmtl.methods.base import GradientMethod
+from ntkmtl.methods.base import GradientMethod, HParam
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.solvers import as_numpy
 
 
-def pcgrad_coefficients(gram: np.ndarray) -> np.ndarray:
+def pcgrad_coefficients(gram: np.ndarray, self_projection: bool = True) -> np.ndarray:
     """C (K × K) with g_i^PC = Σ_j C_ij g_j, from the Gramian (float64)."""
     k = gram.shape[0]
     coefficients = np.eye(k)
+    order = list(range(k))
     for i in range(k):
-        for j in torch.randperm(k).tolist():
-            if j == i or not gram[j, j] > 0:
+        random.shuffle(order)
+        for j in order:
+            if (j == i and not self_projection) or not gram[j, j] > 0:
                 continue
             dot = coefficients[i] @ gram[:, j]
             if dot < 0:
@@ -35,9 +43,13 @@ def pcgrad_coefficients(gram: np.ndarray) -> np.ndarray:
 class PCGrad(GradientMethod):
     name = "pcgrad"
     paper = "Yu et al., Gradient Surgery for Multi-Task Learning (PCGrad), NeurIPS 2020"
+    hparams = (
+        HParam("self_projection", bool, True, "also project g_i^PC off its own g_i when they conflict, as the "
+               "reference does (false: only off the other tasks' gradients, as the paper's algorithm)"),
+    )
     default_max_norm = 1.0
 
     def aggregate(self, grads, losses):
-        coefficients = pcgrad_coefficients(as_numpy(gramian(grads)))
+        coefficients = pcgrad_coefficients(as_numpy(gramian(grads)), self.self_projection)
         weights = torch.as_tensor(coefficients.sum(0), dtype=grads.dtype, device=grads.device)
         return weights @ grads, {"weights": weights}

@@ -26,9 +26,19 @@ SIMPLEX_TOL = 1e-6
 SIMPLEX_MAX_ITER = 2000
 
 
-def report_failure(info: dict[str, Any], method: str, message: str) -> None:
-    """Count one failed or inaccurate solve in the step's log dict and log a warning."""
+_WARNED: set[tuple[str, str]] = set()
+
+
+def report_failure(info: dict[str, Any], method: str, message: str, once: str | None = None) -> None:
+    """Count one failed or inaccurate solve in the step's log dict and log a warning. With ``once``
+    (a name for the kind of failure), only its first warning in the process is logged: a solver
+    that fails at every step would flood the log; the count still reaches method_solver_failures."""
     info["solver_failures"] = info.get("solver_failures", 0) + 1
+    if once is not None:
+        if (method, once) in _WARNED:
+            return
+        _WARNED.add((method, once))
+        message += " (further ones are counted in method_solver_failures, not logged)"
     log.warning("%s: %s", method, message)
 
 

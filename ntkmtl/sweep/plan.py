@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ntkmtl.benchmarks import benchmark_class
 from ntkmtl.methods import method_class
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.space import dry_run_lines, search_trials
@@ -73,7 +74,7 @@ def build_plan(cfg: SweepConfig) -> list[TrialSpec]:
         names = list(grid.grid)
         for values in itertools.product(*(grid.grid[n] for n in names)):
             swept = dict(zip(names, values))
-            hparams = method_class(grid.name).validate_hparams(swept)
+            hparams = benchmark_class(cfg.benchmark).method_hparams(grid.name, swept)
             cid = config_id(cfg, grid.name, hparams)
             for seed in cfg.seeds:
                 specs.append(TrialSpec(cid, grid.name, hparams, swept, seed, len(cfg.seeds)))

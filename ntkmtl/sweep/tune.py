@@ -422,11 +422,13 @@ def _check_fits_here(cfg: SweepConfig) -> None:
 
 
 def _prepare_data(cfg: SweepConfig) -> None:
-    """Load (and for QM9, convert and cache) the data once in the driver, before trials start in parallel."""
+    """Load (and for QM9, convert and cache) the data once in the driver, before trials start in
+    parallel: for every seed, since a benchmark's split may follow the seed (QM9's, by default)."""
     started = time.monotonic()
     benchmark = get_benchmark(cfg.benchmark, **cfg.data)
     batch = cfg.train.get("batch_size") or benchmark.defaults.batch_size
-    benchmark.loaders(batch, 0, 0)
+    for seed in cfg.seeds:
+        benchmark.loaders(batch, seed, 0)
     print(f"data ready ({cfg.benchmark}, {time.monotonic() - started:.1f} s)", flush=True)
 
 

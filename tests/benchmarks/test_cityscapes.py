@@ -19,6 +19,7 @@ def test_declarations_follow_the_paper():
     d = bench.defaults
     assert (d.epochs, d.batch_size, d.lr, d.scheduler) == (200, 8, 1e-4, "step")
     assert bench.layout.folders["label"] == "label_7" and "normal" not in bench.layout.folders
+    assert bench.method_hparams("ntkmtl_sr", {})["n_splits"] == 4  # the reference's Cityscapes trainer
 
 
 def test_delta_m_on_known_vectors():

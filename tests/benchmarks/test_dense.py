@@ -47,6 +47,54 @@ def test_loss_terms_add_up_to_the_reference_batch_losses():
     assert counts.tolist() == [20.0, 20.0, 20.0]  # 24 pixels, 4 without a normal
 
 
+def reference_sr_image_losses(logits, label, depth_pred, depth, normal_pred=None, normal=None):
+    """The reference's NTKMTL-SR calc_loss (nyuv2/cityscapes trainers, commented there), re-stated:
+    per-image losses [B, K]; segmentation averaged over ALL pixels, depth/normal over valid ones."""
+    b = logits.shape[0]
+    seg = F.nll_loss(F.log_softmax(logits, 1), label, ignore_index=-1, reduction="none").view(b, -1).mean(1)
+    mask = (depth.sum(1) != 0).float().unsqueeze(1)
+    dep = ((depth_pred - depth).abs() * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3))
+    columns = [seg, dep]
+    if normal is not None:
+        mask = (normal.sum(1) != 0).float().unsqueeze(1)
+        columns.append(1 - (normal_pred * normal * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)))
+    return torch.stack(columns, 1)
+
+
+@pytest.mark.parametrize("name, batch", [("nyuv2", 2), ("cityscapes", 8)])
+def test_sr_chunk_losses_are_the_reference_image_means(tmp_path, name, batch):
+    from ntkmtl.benchmarks.base import chunk_losses
+    from ntkmtl.methods import get_method
+
+    g = torch.Generator().manual_seed(1)
+    bench = get_benchmark(name)
+    k = bench.n_tasks
+    logits = torch.randn(batch, bench.n_classes, 4, 6, generator=g)
+    label = torch.randint(-1, bench.n_classes, (batch, 4, 6), generator=g)
+    depth_pred, depth = torch.randn(batch, 1, 4, 6, generator=g), torch.rand(batch, 1, 4, 6, generator=g)
+    depth[depth < 0.3] = 0
+    normal_pred = F.normalize(torch.randn(batch, 3, 4, 6, generator=g), dim=1)
+    normal = F.normalize(torch.randn(batch, 3, 4, 6, generator=g), dim=1)
+    normal[:, :, :2, :3] = 0
+    outputs = [logits, depth_pred, normal_pred][:k]
+    data = {"label": label, "depth": depth, "normal": normal}
+    per_image = reference_sr_image_losses(logits, label, depth_pred, depth, *((normal_pred, normal) if k == 3 else ()))
+    method = get_method("ntkmtl_sr", k, **bench.method_hparams("ntkmtl_sr", {}))
+    slices = method.batch_chunks(batch)
+    losses = chunk_losses(*bench.chunk_loss_terms(outputs, data, bench.loss_terms(outputs, data)), slices)
+    # NYUv2's reference trainer: ONE chunk, the batch mean of the per-image losses;
+    # Cityscapes': torch.chunk(per_image, 4), each chunk averaged
+    expected = (per_image.mean(0, keepdim=True) if name == "nyuv2"
+                else torch.stack([c.mean(0) for c in torch.chunk(per_image, 4)]))
+    assert losses.shape == ((1, 3) if name == "nyuv2" else (4, 2))
+    assert torch.allclose(losses, expected, rtol=1e-6)
+    # the named alternative weights each chunk's pixels like the batch loss does
+    pixels = get_benchmark(name, chunk_loss="valid_pixels")
+    terms = pixels.loss_terms(outputs, data)
+    assert torch.equal(chunk_losses(*pixels.chunk_loss_terms(outputs, data, terms), slices), chunk_losses(*terms, slices))
+    assert not torch.allclose(chunk_losses(*terms, slices)[:, 0], expected[:, 0])  # seg: ÷ valid pixels, not all
+
+
 # -- metrics against hand-computed values -----------------------------------------------------
 def test_segmentation_scores_by_hand():
     label = torch.tensor([[0, 0, 1, 1, 2, -1]])
@@ -133,6 +181,16 @@ def test_held_out_split_is_fixed_by_split_seed_alone():
     assert held_out[:8].tolist() == [2, 8, 13, 19, 23, 26, 36, 45]  # locked: never changes silently
     assert sorted(np.concatenate([kept, held_out]).tolist()) == list(range(795))
     assert held_out_split(795, 0.1, split_seed=1)[1].tolist() != held_out.tolist()
+
+
+@pytest.mark.parametrize("name", ["nyuv2", "cityscapes"])
+def test_by_default_train_is_the_whole_train_split_and_val_is_the_test_set_as_in_the_reference(tmp_path, name):
+    write_mtan(tmp_path, name, n_train=5, n_val=3)
+    bench = get_benchmark(name, root=str(tmp_path), augment=False)
+    splits = bench.splits()
+    assert splits["train"][0] == tmp_path.resolve() / "train" and splits["train"][1].tolist() == [0, 1, 2, 3, 4]
+    assert splits["val"][0] == splits["test"][0] == tmp_path.resolve() / "val"
+    assert splits["val"][1].tolist() == splits["test"][1].tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize("name", ["nyuv2", "cityscapes"])

@@ -19,6 +19,10 @@ def test_declarations_follow_the_paper():
     d = bench.defaults
     assert (d.epochs, d.batch_size, d.lr, d.scheduler, dict(d.scheduler_options)) == (200, 2, 1e-4, "step", {"step_size": 100, "gamma": 0.5})
     assert bench.options["augment"] is True and bench.options["eval_batch_size"] == 2
+    # the reference's NYUv2 trainer gives NTKMTL-SR one chunk; a YAML value still wins
+    assert bench.method_hparams("ntkmtl_sr", {})["n_splits"] == 1
+    assert bench.method_hparams("ntkmtl_sr", {"n_splits": 4})["n_splits"] == 4
+    assert bench.options["val_fraction"] == 0.0 and bench.options["chunk_loss"] == "image_mean"
 
 
 def test_delta_m_on_known_vectors():

@@ -49,17 +49,39 @@ def test_split_is_a_fixed_function_of_split_seed():
         split_positions(20_000, 0)
 
 
-def test_subsets_are_the_first_molecules_of_each_split_and_ignore_the_training_seed(qm9):
+def test_by_default_the_split_follows_the_training_seed_as_in_the_reference(qm9):
+    # the reference shuffles the whole data set with the training seed: each seed another test set
+    for seed in (0, 1):
+        full = split_positions(130_831, seed)
+        data = qm9.datasets(seed)
+        for split in ("train", "val", "test"):
+            assert np.array_equal(data[split].positions, full[split][: SIZES[f"{split}_size"]])
+    assert not np.array_equal(qm9.datasets(0)["test"].positions, qm9.datasets(1)["test"].positions)
+    train, _, _ = qm9.loaders(16, 1)
+    (everything,) = qm9.datasets(1)["train"].loader(SIZES["train_size"])
+    assert sorted(torch.cat([batch.idx for batch in train]).tolist()) == sorted(everything.idx.tolist())
+
+
+def test_a_split_seed_fixes_the_split_for_every_training_seed(cache_dir):
+    fixed = QM9(cache_dir=cache_dir, progress=False, split_seed=0, **SIZES)
     full = split_positions(130_831, 0)
-    data = qm9.datasets()
-    for split in ("train", "val", "test"):
-        assert np.array_equal(data[split].positions, full[split][: SIZES[f"{split}_size"]])
     orders = []
     for seed in (0, 1):
-        train, _, _ = qm9.loaders(16, seed)
+        assert np.array_equal(fixed.datasets(seed)["test"].positions, full["test"][: SIZES["test_size"]])
+        train, _, _ = fixed.loaders(16, seed)
         orders.append(torch.cat([batch.idx for batch in train]))
     assert sorted(orders[0].tolist()) == sorted(orders[1].tolist())  # same molecules
     assert not torch.equal(orders[0], orders[1])  # shuffled by the training seed
+
+
+def test_default_batch_is_the_reference_qm9_trainers_60(cache_dir):
+    # the reference's QM9 trainer overrides the common parser's batch 120 with set_defaults(batch_size=60)
+    assert QM9.defaults.batch_size == 60
+    data = {"cache_dir": cache_dir, "progress": False, "train_size": 70, "val_size": 61, "test_size": 2}
+    trial = Trial(TrialConfig(benchmark="qm9", data=data, method="ls", epochs=1, device="cpu"))
+    assert trial.config.batch_size == 60
+    assert sorted(batch.num_graphs for batch in trial.train_loader) == [10, 60]
+    assert [batch.num_graphs for batch in trial.val_loader] == [60, 1]
 
 
 def test_methane_targets_and_mev_units(cache_dir):

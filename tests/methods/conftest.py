@@ -39,13 +39,13 @@ class TwoTaskProblem:
         out, z = self.forward()
         return (out - self.y) ** 2, z
 
-    def losses(self, n_chunks: int = 1):
+    def losses(self, method=None):
+        """[K] batch losses, or the [n, K] chunk losses of ``method.batch_chunks``."""
         per_sample, z = self.per_sample_losses()
-        if n_chunks == 1:
+        slices = method.batch_chunks(len(per_sample)) if method is not None else None
+        if slices is None:
             return per_sample.mean(0), z
-        from ntkmtl.methods import chunk_slices
-
-        return torch.stack([per_sample[s].mean(0) for s in chunk_slices(len(per_sample), n_chunks)]), z
+        return torch.stack([per_sample[s].mean(0) for s in slices]), z
 
     def zero_grad(self):
         for p in self.shared + self.head_params:
@@ -54,7 +54,7 @@ class TwoTaskProblem:
     def step(self, method, optimizer):
         """One training step exactly as the trainer contract describes; returns the method's info."""
         optimizer.zero_grad()
-        losses, z = self.losses(method.n_chunks)
+        losses, z = self.losses(method)
         info = method.backward(losses, self.shared, self.head_params, representation=z)
         optimizer.step()
         if method.needs_losses_after_step:

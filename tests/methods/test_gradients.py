@@ -1,15 +1,31 @@
 """The shared gradient helpers against direct autograd, and NTKMTL-SR's weights by hand."""
 import math
 
+import pytest
 import torch
 
 from ntkmtl.methods import get_method
 from ntkmtl.methods.gradients import chunk_slices, representation_chunk_norms, task_gradients
 
 
-def test_chunk_slices_cover_the_batch_evenly():
-    assert chunk_slices(10, 4) == [slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)]
-    assert chunk_slices(2, 4) == [slice(0, 1), slice(1, 2)]
+@pytest.mark.parametrize(
+    "batch, sizes",
+    [(9, [3, 3, 3]), (10, [3, 3, 3, 1]), (11, [3, 3, 3, 2]), (12, [3, 3, 3, 3]), (2, [1, 1]), (5, [2, 2, 1])],
+)
+def test_default_chunks_are_the_reference_torch_chunk_layout(batch, sizes):
+    # the reference splits per-sample losses with torch.chunk(losses, 4): ceil(B/4) per chunk
+    assert [len(c) for c in torch.chunk(torch.arange(batch), 4)] == sizes
+    slices = chunk_slices(batch, 4)
+    assert [s.stop - s.start for s in slices] == sizes
+    assert slices[0].start == 0 and all(a.stop == b.start for a, b in zip(slices, slices[1:]))
+
+
+def test_balanced_chunks_cover_the_batch_evenly():
+    assert chunk_slices(10, 4, "balanced") == [slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)]
+    assert chunk_slices(9, 4, "balanced") == [slice(0, 3), slice(3, 5), slice(5, 7), slice(7, 9)]
+    assert chunk_slices(2, 4, "balanced") == [slice(0, 1), slice(1, 2)]
+    with pytest.raises(ValueError, match="layout='even' is not valid; valid: torch_chunk, balanced"):
+        chunk_slices(4, 2, "even")
 
 
 def test_task_gradients_match_autograd_and_zero_unused_parameters():
@@ -31,7 +47,7 @@ def test_representation_chunk_norms_match_per_chunk_gradients():
     per_sample = (z @ w) ** 2  # [B, K]
     slices = chunk_slices(7, 3)
     losses = torch.stack([per_sample[s].mean(0) for s in slices])  # [n, K]
-    norms = representation_chunk_norms(losses, z)
+    norms = representation_chunk_norms(losses, z, slices)
     for j in range(3):
         for k in range(2):
             (g,) = torch.autograd.grad(losses[j, k], z, retain_graph=True)
@@ -41,7 +57,7 @@ def test_representation_chunk_norms_match_per_chunk_gradients():
 def test_representation_chunk_norms_with_one_representation_per_task():
     z = [torch.tensor([[1.0], [2.0]], requires_grad=True), torch.tensor([[3.0], [0.5]], requires_grad=True)]
     losses = torch.stack([torch.stack([z[0][0, 0], z[1][0, 0] * 2]), torch.stack([z[0][1, 0] * 3, z[1][1, 0]])])
-    norms = representation_chunk_norms(losses, z)
+    norms = representation_chunk_norms(losses, z, chunk_slices(2, 2))
     assert torch.equal(norms, torch.tensor([[1.0, 4.0], [9.0, 1.0]]))
 
 
@@ -69,7 +85,7 @@ def test_per_task_views_give_the_same_norms_in_one_backward():
         per_sample = torch.cat([h(v) for h, v in zip(heads, views)], dim=1) ** 2
         return torch.stack([per_sample[s].mean(0) for s in slices])
 
-    shared = representation_chunk_norms(chunked([z] * 3), z)
+    shared = representation_chunk_norms(chunked([z] * 3), z, slices)
     views = [z.view_as(z) for _ in range(3)]
-    assert torch.allclose(representation_chunk_norms(chunked(views), views), shared)
-    assert torch.allclose(representation_chunk_norms(chunked([z] * 3), [z] * 3), shared)
+    assert torch.allclose(representation_chunk_norms(chunked(views), views, slices), shared)
+    assert torch.allclose(representation_chunk_norms(chunked([z] * 3), [z] * 3, slices), shared)

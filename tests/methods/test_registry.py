@@ -18,14 +18,25 @@ def test_all_22_names_registered():
 
 
 def test_reference_defaults():
+    """Every default is the reference's (experiments/utils.py parser defaults and the constructors'),
+    except the options that name ntkmtl's alternatives, whose defaults select the reference too."""
     defaults = {name: {h.name: h.default for h in cls.all_hparams()} for name, cls in METHODS.items()}
-    assert defaults["cagrad"]["c"] == 0.4
+    assert defaults["cagrad"] == {"c": 0.4, "solver": "slsqp", "max_norm": 1.0}
+    assert defaults["log_cagrad"] == {"c": 0.4, "solver": "slsqp", "head_gradients": "objective", "max_norm": 1.0}
     assert defaults["fairgrad"]["alpha"] == 1.0
     assert defaults["famo"] == {"gamma": 0.01, "w_lr": 0.025, "max_norm": 0.0}
-    assert defaults["dwa"]["temperature"] == 2.0
-    assert defaults["nashmtl"] == {"optim_niter": 20, "solver": "newton", "update_weights_every": 1, "max_norm": 1.0}
+    assert defaults["dwa"] == {"temperature": 2.0, "weight_update": "iterations", "iteration_window": 25,
+                               "loss_reduction": "mean", "max_norm": 0.0}
+    assert defaults["nashmtl"] == {"optim_niter": 20, "solver": "ecos", "update_weights_every": 1,
+                                   "head_gradients": "objective", "max_norm": 0.0}
+    for name in ("mgda", "log_mgda"):
+        assert defaults[name] == {"solver": "sener_koltun", "head_gradients": "objective", "max_norm": 0.0}
+    for name in ("imtl", "log_imtl"):
+        assert defaults[name] == {"singular": "regularize", "head_gradients": "objective", "max_norm": 0.0}
+    assert defaults["pcgrad"] == {"self_projection": True, "max_norm": 1.0}
     assert defaults["go4align"] == {"robust_step_size": 1e-4, "num_groups": 5, "max_norm": 0.0}
-    assert defaults["ntkmtl"]["ntk_exp"] == 0.5 and defaults["ntkmtl"]["max_norm"] == 1.0
+    assert defaults["ntkmtl"] == {"ntk_exp": 0.5, "n": 1, "eps": 1e-8, "chunking": "torch_chunk", "max_norm": 1.0}
+    assert defaults["ntkmtl_sr"] == {"ntk_exp": 0.5, "n_splits": 4, "eps": 1e-8, "chunking": "torch_chunk", "max_norm": 0.0}
 
 
 def test_unknown_method_lists_valid_names():
@@ -36,7 +47,7 @@ def test_unknown_method_lists_valid_names():
 @pytest.mark.parametrize(
     "name, hparams, pattern",
     [
-        ("cagrad", {"cc": 0.5}, r"unknown hyperparameter 'cc' \(value 0.5\); valid hyperparameters: c, max_norm"),
+        ("cagrad", {"cc": 0.5}, r"unknown hyperparameter 'cc' \(value 0.5\); valid hyperparameters: c, solver, max_norm"),
         ("cagrad", {"c": -1.0}, r"c=-1.0 is out of range; valid: float in \[0, inf\)"),
         ("cagrad", {"c": "big"}, r"c='big' is not a number"),
         ("fairgrad", {"alpha": 0}, r"alpha=0 is out of range; valid: float in \(0, inf\)"),
@@ -46,7 +57,7 @@ def test_unknown_method_lists_valid_names():
         ("ls", {"max_norm": -1}, r"max_norm=-1 is out of range"),
         ("go4align", {"num_groups": True}, r"num_groups=True is not a number"),
         ("stl", {"main_task": 2}, r"main_task=2 is out of range; valid: int in \[0, 1\]"),
-        ("nashmtl", {"solver": "scs"}, r"solver='scs' is not valid; valid: one of 'newton', 'ecos'"),
+        ("nashmtl", {"solver": "scs"}, r"solver='scs' is not valid; valid: one of 'ecos', 'newton'"),
     ],
 )
 def test_bad_hyperparameters_quote_value_and_valid_range(name, hparams, pattern):

@@ -1,7 +1,9 @@
 """Every method trains a small seeded two-task problem, clips when asked, and resumes exactly."""
 import io
+import math
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,7 +47,7 @@ def test_every_method_lowers_both_losses(name, problem, make_method):
 def test_clipping_bounds_the_shared_gradient(name, problem, make_method):
     p = problem(seed=2)
     method = make_method(name, max_norm=0.05)
-    losses, z = p.losses(method.n_chunks)
+    losses, z = p.losses(method)
     info = method.backward(losses, p.shared, p.head_params, representation=z)
     norm = torch.sqrt(sum((q.grad**2).sum() for q in p.shared))
     assert info["grad_norm"] > 0.05  # the raw update was larger, so clipping really acted
@@ -90,7 +92,7 @@ def test_ntk_methods_stay_finite_with_a_zero_gradient_task(name, n_chunks, probl
     p = problem(seed=4)
     hparams = {"n": n_chunks} if name == "ntkmtl" else {"n_splits": n_chunks}
     method = get_method(name, 2, **hparams)
-    losses, z = p.losses(method.n_chunks)
+    losses, z = p.losses(method)
     losses = torch.stack([losses[..., 0], 0.0 * losses[..., 1].detach() + 0.3], dim=-1)  # task 1: constant
     info = method.backward(losses, p.shared, p.head_params, representation=z)
     assert torch.isfinite(info["weights"]).all()
@@ -116,13 +118,44 @@ def test_imtl_counts_a_singular_system(caplog):
     assert torch.isfinite(theta.grad).all()
 
 
-def test_dwa_weights_follow_the_epoch_loss_ratios():
-    method = get_method("dwa", 2)
+def test_dwa_per_epoch_weights_follow_the_epoch_loss_ratios():
+    method = get_method("dwa", 2, weight_update="epochs")
     method.on_epoch_end(torch.tensor([1.0, 1.0]))
     assert torch.equal(method.loss_weights(torch.ones(2)), torch.ones(2))
     method.on_epoch_end(torch.tensor([0.5, 1.0]))  # ratios [0.5, 1]
     expected = 2 * torch.softmax(torch.tensor([0.25, 0.5]), 0)
     assert torch.allclose(method.loss_weights(torch.ones(2)), expected)
+
+
+def reference_dwa_weights(step_losses, window=25, temp=2.0):
+    """The reference library's DWA, re-stated: a FIFO of 2·window step losses that starts as ones;
+    once more than ``window`` steps have run, w = K·softmax((mean newest half / mean oldest half) / T)."""
+    k = len(step_losses[0])
+    fifo = np.ones((2 * window, k), dtype=np.float32)
+    weights, out = np.ones(k, dtype=np.float32), []
+    for step, losses in enumerate(step_losses):
+        fifo = np.concatenate([fifo[1:], np.asarray(losses, dtype=np.float32)[None]])
+        if step > window:
+            ratio = fifo[window:].mean(0) / fifo[:window].mean(0)
+            weights = k * np.exp(ratio / temp) / np.exp(ratio / temp).sum()
+        out.append(weights.copy())
+    return out
+
+
+@pytest.mark.parametrize("window", [25, 3])
+def test_dwa_default_is_the_reference_window_of_step_losses(window):
+    rng = np.random.default_rng(window)
+    steps = [rng.uniform(0.2, 2.0, size=3).tolist() for _ in range(2 * window + 10)]
+    hparams = {} if window == 25 else {"iteration_window": window}
+    method = get_method("dwa", 3, **hparams)
+    theta = torch.zeros(1, requires_grad=True)
+    for losses, expected in zip(steps, reference_dwa_weights(steps, window)):
+        info = method.backward(torch.tensor(losses) + theta, [theta])
+        assert np.allclose(info["weights"].numpy(), expected, rtol=1e-6)
+        # the reference's loss is (w · L).mean(): ∂/∂θ = Σ_k w_k / K
+        assert math.isclose(float(theta.grad), float(np.mean(expected)), rel_tol=1e-6)
+        theta.grad = None
+    assert not np.allclose(expected, 1.0)  # the window was left: the weights really moved
 
 
 def test_famo_update_moves_weight_to_the_task_that_improved_less():

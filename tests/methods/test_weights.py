@@ -63,7 +63,9 @@ TABLE = [
     ("scaleinvls", {}, ORTHOGONAL, [2.0, 4.0], [0.5, 0.25], [0.5, 0.5]),
     ("stl", {"main_task": 1}, ORTHOGONAL, None, [0, 1], [0, 2]),
     ("uw", {}, ORTHOGONAL, None, [0.5, 0.5], [0.5, 1]),
-    ("dwa", {}, ORTHOGONAL, None, [1, 1], [1, 2]),
+    # DWA's first step: w = 1; the reference averages the weighted losses (÷ K)
+    ("dwa", {}, ORTHOGONAL, None, [1, 1], [0.5, 1]),
+    ("dwa", {"loss_reduction": "sum"}, ORTHOGONAL, None, [1, 1], [1, 2]),
     # FAMO's first step: z uniform, w = (1/L) / Σ(1/L) = [¾, ¼]
     ("famo", {}, ORTHOGONAL, [1.0, 3.0], [0.75, 0.25], [0.75, 0.5]),
     # GO4Align, η = 0: v = (ΣL / L) / K = [5/2, 5/8, 5/8... ] grouped into 2 -> [2.5, mean(5/6, 5/8)]
@@ -159,9 +161,9 @@ def test_nashmtl_newton_solves_where_the_reference_scheme_stalls():
     rows = [[1.0, 0.0], [-1.2, 4.6]]
     gram = torch.tensor(rows, dtype=torch.float64) @ torch.tensor(rows, dtype=torch.float64).T
     assert (gram @ torch.ones(2, dtype=torch.float64))[0] < 0
-    _, info = linear_step("nashmtl", rows)
+    _, info = linear_step("nashmtl", rows, solver="newton")
     assert info["solver_failures"] == 0 and info["kkt_residual"] < 1e-9
-    _, info = linear_step("nashmtl", rows, solver="ecos")
+    _, info = linear_step("nashmtl", rows)  # the default: the reference's scheme, and its stall
     assert info["solver_failures"] == 1 and torch.equal(info["weights"], torch.ones(2, dtype=torch.float64))
 
 

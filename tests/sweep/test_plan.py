@@ -30,8 +30,18 @@ def test_each_method_expands_over_its_own_grid_only():
         "ntkmtl_sr-ntk_exp=1-n_splits=2", "ntkmtl_sr-ntk_exp=1-n_splits=4",
     ]
     # complete hyperparameters, defaults included, so every Parquet hp_ column is filled
-    assert specs[3].hparams == {"ntk_exp": 0.5, "n": 1, "eps": 1e-8, "max_norm": 1.0}
+    assert specs[3].hparams == {"ntk_exp": 0.5, "n": 1, "eps": 1e-8, "chunking": "torch_chunk", "max_norm": 1.0}
     assert specs[3].run_name == "ntkmtl-ntk_exp=0.5-seed0"
+
+
+def test_the_benchmarks_defaults_of_method_hyperparameters_fill_the_plan():
+    # NYUv2's reference trainer gives NTKMTL-SR one chunk; a grid value still wins
+    raw = {**RAW, "benchmark": "nyuv2", "data": {"root": "/nowhere"},
+           "methods": {"ntkmtl_sr": {"ntk_exp": [0.5]}, "ntkmtl": {"ntk_exp": [0.5]}}}
+    specs = build_plan(parse_config(raw, check_data=False))
+    assert {s.hparams["n_splits"] for s in specs if s.method == "ntkmtl_sr"} == {1}
+    raw["methods"] = {"ntkmtl_sr": {"n_splits": [4]}}
+    assert {s.hparams["n_splits"] for s in build_plan(parse_config(raw, check_data=False))} == {4}
 
 
 def test_config_id_is_shared_by_seeds_and_stable():
@@ -60,7 +70,7 @@ def test_configuration_major_order():
 
 def test_hparam_kinds_cover_every_method():
     kinds = hparam_kinds(build_plan(parse_config(RAW)))
-    assert kinds == {"max_norm": float, "ntk_exp": float, "n": int, "eps": float, "n_splits": int}
+    assert kinds == {"max_norm": float, "ntk_exp": float, "n": int, "eps": float, "n_splits": int, "chunking": str}
 
 
 def test_dry_run_table_and_concurrency():
