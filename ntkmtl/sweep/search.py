@@ -30,7 +30,7 @@ from typing import Any
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from ntkmtl.methods import method_class
+from ntkmtl.benchmarks import benchmark_class
 from ntkmtl.sweep.config import MethodGrid, SweepConfig
 from ntkmtl.sweep.plan import TrialSpec, config_id
 
@@ -86,7 +86,7 @@ class SeedPairedSearch(Searcher):
                 return None
             self.started += 1
             swept = {**self.fixed, **params}
-            hparams = method_class(self.method).validate_hparams(swept)
+            hparams = benchmark_class(self.cfg.benchmark).method_hparams(self.method, swept)  # as build_plan
             cid = config_id(self.cfg, self.method, hparams)
             self.samples[key] = {"config_id": cid, "hparams": hparams, "searched": dict(params), "trials": {},
                                  "best": {}, "ended": {}, "objective": None}
