@@ -18,12 +18,15 @@ from ntkmtl.sweep.export import result_files
 from ntkmtl.sweep.storage import StorageLocation
 
 
-def known_trial_ids(location: StorageLocation, name: str) -> set[str]:
-    """The trial ids of the newest experiment snapshot Ray saved for sweep ``name``."""
+def known_trial_ids(location: StorageLocation, experiments: list[str]) -> set[str]:
+    """The trial ids of the newest snapshots Ray saved of the sweep's experiments (with its extensions)."""
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(location.join(name), storage_filesystem=location.filesystem)
-    return {t.trial_id for t in analysis.trials}
+    known: set[str] = set()
+    for name in experiments:
+        analysis = ExperimentAnalysis(location.join(name), storage_filesystem=location.filesystem)
+        known |= {t.trial_id for t in analysis.trials}
+    return known
 
 
 def lost_trial_files(output: str, sweep: str, known: set[str]) -> list[Path]:
@@ -39,9 +42,9 @@ def lost_trial_files(output: str, sweep: str, known: set[str]) -> list[Path]:
     return lost
 
 
-def drop_lost_trials(location: StorageLocation, sweep: str, output: str) -> int:
-    """Remove the files of trials the snapshot does not know (they run again); return how many."""
-    lost = lost_trial_files(output, sweep, known_trial_ids(location, sweep))
+def drop_lost_trials(location: StorageLocation, experiments: list[str], sweep: str, output: str) -> int:
+    """Remove the files of trials no snapshot of the sweep's ``experiments`` knows (they run again)."""
+    lost = lost_trial_files(output, sweep, known_trial_ids(location, experiments))
     for path in lost:
         path.unlink()
     if lost:

@@ -35,6 +35,7 @@ class TrialSpec:
     seed: int
     n_seeds: int
     search: str | None = None  # the search that sampled it (optuna, random); None: a grid point
+    stop_after: int | None = None  # an extension's new seed: stop where its configuration's seeds stopped
 
     @property
     def label(self) -> str:

@@ -61,15 +61,19 @@ class SeedPairedSearch(Searcher):
     """One method's search: each sample runs every seed and is judged on their mean."""
 
     def __init__(self, cfg: SweepConfig, grid: MethodGrid, metric: str, mode: str, concurrent_samples: int,
-                 seed_offset: int = 0):
+                 seed_offset: int = 0, samples: int | None = None, history: list | None = None):
         super().__init__(metric=metric, mode=mode)
         settings = cfg.search
         assert settings is not None
         self.cfg, self.method, self.kind = cfg, grid.name, settings.type
         self.fixed = {name: values[0] for name, values in grid.grid.items() if len(values) == 1}
-        self.n_samples, self.seeds = settings.samples, list(cfg.seeds)
+        self.n_samples, self.seeds = settings.samples if samples is None else samples, list(cfg.seeds)
+        history = history or []  # an extension: (searched values, mean) of the samples judged before
         inner = OptunaSearch(space=search_space(grid), metric=metric, mode=mode,
-                             sampler=_sampler(settings.type, settings.seed + seed_offset, settings.startup_samples))
+                             sampler=_sampler(settings.type, settings.seed + seed_offset + len(history),
+                                              settings.startup_samples),
+                             points_to_evaluate=[p for p, _ in history] or None,
+                             evaluated_rewards=[v for _, v in history] or None)
         self.searcher = ConcurrencyLimiter(inner, max_concurrent=max(1, concurrent_samples))
         self.started = 0
         self.pending: list[dict[str, Any]] = []  # trial specs of the current sample still to hand out
@@ -185,13 +189,18 @@ class SweepSearcher(Searcher):
             self.__dict__.update(pickle.load(file))
 
 
-def build_searcher(cfg: SweepConfig, grid_specs: list[TrialSpec], concurrency: int) -> SweepSearcher:
-    """The sweep's searcher; ``concurrency``: trials the cluster runs at once (for concurrent_samples 0)."""
+def build_searcher(cfg: SweepConfig, grid_specs: list[TrialSpec], concurrency: int,
+                   samples: dict[str, int] | None = None, history: dict[str, list] | None = None) -> SweepSearcher:
+    """The sweep's searcher; ``concurrency``: trials the cluster runs at once (for concurrent_samples 0).
+    An extension passes the samples still to draw and the judged ones (``ntkmtl.sweep.extend``)."""
     assert cfg.search is not None
     per_method = cfg.search.concurrent_samples or max(1, concurrency // len(cfg.seeds))
     metric, mode = cfg.scheduler.metric, cfg.scheduler.mode
-    searches = [SeedPairedSearch(cfg, grid, metric, mode, per_method, seed_offset=i)
-                for i, grid in enumerate(m for m in cfg.methods if m.ranges)]
+    searched = [m for m in cfg.methods if m.ranges and (samples is None or samples.get(m.name))]
+    searches = [SeedPairedSearch(cfg, grid, metric, mode, per_method, seed_offset=i,
+                                 samples=None if samples is None else samples[grid.name],
+                                 history=(history or {}).get(grid.name))
+                for i, grid in enumerate(searched)]
     return SweepSearcher(grid_specs, searches, metric, mode)
 
 
