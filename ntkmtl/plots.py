@@ -1,7 +1,9 @@
 """The report's PNG plots (matplotlib, Agg backend, fixed pixel sizes).
 
 - Δm vs ntk_exp: test Δm at each trial's selected epoch, mean ± sample std over seeds, one line
-  per method (and other hyperparameters) that has ``ntk_exp``; configurations without it dashed.
+  per method (and other hyperparameters) that has ``ntk_exp`` a grid; the samples of a search
+  (rows with a ``search`` value, ``ntkmtl.sweep.search``) as points, each with its seeds' values
+  and mean ± std, never joined by a line; configurations without ntk_exp as dashed lines.
 - Validation Δm learning curves: per configuration, mean over the used trials at each epoch,
   shaded ± sample std (epochs reached by fewer seeds average fewer trials).
 - NTKMTL task weights: the ``weight_<task>`` columns over epochs (mean over seeds), one panel per
@@ -10,7 +12,11 @@
   used trial (robust to a slow first epoch), averaged over the method's trials, divided by LS's.
 
 Every plot uses only the trials the table uses (see ``ntkmtl.report``). A plot with nothing to
-show (no ntk_exp, no LS, no weight columns) is not written.
+show (no ntk_exp, no LS, no weight columns) is not written. Legends and panel titles name a
+configuration by its method and only the hyperparameters that take more than one value among
+that method's configurations (``varying_labels``): "ntkmtl ntk_exp=0.5", not "ntkmtl eps=1e-08,
+max_norm=1, n=1, ntk_exp=0.5". Epoch axes have integer ticks only, also for single-epoch series
+(which get error bars, as a band needs two epochs).
 """
 from __future__ import annotations
 
@@ -67,6 +73,38 @@ def _label(method: str, hyperparameters: str) -> str:
     return f"{method} {hyperparameters}".strip()
 
 
+def varying_hp_columns(table: pd.DataFrame, hp_columns: list[str]) -> dict[str, list[str]]:
+    """Per method, the ``hp_`` columns with more than one distinct value among its configurations."""
+    measured = table[table["source"] == "sweep"]
+    return {str(method): [c for c in hp_columns if group[c].dropna().nunique() > 1]
+            for method, group in measured.groupby("method", sort=False)}
+
+
+def varying_labels(table: pd.DataFrame, hp_columns: list[str], leave_out: tuple[str, ...] = ()) -> dict[str, str]:
+    """{config_id: "method hp=value, …"} naming only the hyperparameters that vary within the method
+    (and not ``leave_out``, e.g. the x axis); a label that would still be shared gets its config_id."""
+    varying = varying_hp_columns(table, hp_columns)
+    measured = table[table["source"] == "sweep"]
+    labels = {str(r["config_id"]): _label(str(r["method"]), hp_text(r, [c for c in varying[str(r["method"])]
+                                                                         if c not in leave_out]))
+              for _, r in measured.iterrows()}
+    counts = pd.Series(list(labels.values())).value_counts()
+    return {cid: (f"{label} [{cid}]" if counts[label] > 1 and not leave_out else label) for cid, label in labels.items()}
+
+
+def _integer_epochs(ax, epochs) -> None:
+    """Integer epoch ticks; a single epoch gets one tick in a ±0.5 window (not 0.945 … 1.050)."""
+    epochs = sorted({int(e) for e in epochs})
+    if not epochs:
+        return
+    if len(epochs) <= 10:
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(epochs) == 1:
+        ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
+
+
 def _used_rows(report: "BenchmarkReport") -> pd.DataFrame:
     """Every epoch row of the trials the table uses."""
     used = report.trials.loc[report.trials["used"], ["sweep", "trial_id"]]
@@ -74,25 +112,43 @@ def _used_rows(report: "BenchmarkReport") -> pd.DataFrame:
 
 
 def plot_delta_m_vs_ntk_exp(report: "BenchmarkReport", path: Path) -> Path | None:
-    """Test Δm (mean ± std over seeds) against ntk_exp, per method with an ntk_exp."""
+    """Test Δm (mean ± std over seeds) against ntk_exp: grids as lines, a search's samples as points."""
     table = report.table[(report.table["source"] == "sweep") & (report.table["seeds"] > 0)]
     if "hp_ntk_exp" not in table.columns or table["hp_ntk_exp"].isna().all():
         return None
     fig, ax = plt.subplots(figsize=FIGSIZE)
     with_exp = table[table["hp_ntk_exp"].notna()].copy()
-    others = [c for c in report.hp_columns if c != "hp_ntk_exp"]
-    with_exp["line"] = [_label(r["method"], hp_text(r, others)) for _, r in with_exp.iterrows()]
+    lines = varying_labels(report.table, report.hp_columns, leave_out=("hp_ntk_exp",))
+    with_exp["line"] = [lines[str(c)] for c in with_exp["config_id"]]
+    searched = _searched_configs(report)
+    with_exp["searched"] = with_exp["config_id"].isin(searched)
     colors = iter(COLORS * 10)
-    for line, group in with_exp.groupby("line", sort=True):
+    for (line, is_search), group in with_exp.groupby(["line", "searched"], sort=True):
         group = group.sort_values("hp_ntk_exp")
+        color = next(colors)
+        if not is_search:
+            ax.errorbar(group["hp_ntk_exp"], group["test_delta_m_mean"], yerr=group["test_delta_m_std"].fillna(0.0),
+                        marker="o", capsize=4, label=line, color=color)
+            continue
+        seeds = report.trials[report.trials["used"] & report.trials["config_id"].isin(group["config_id"])]
+        ax.scatter(seeds["hp_ntk_exp"], seeds["test_delta_m"], s=28, facecolors="none", edgecolors=color,
+                   linewidths=1, zorder=3)  # hollow: visible on the error bar
         ax.errorbar(group["hp_ntk_exp"], group["test_delta_m_mean"], yerr=group["test_delta_m_std"].fillna(0.0),
-                    marker="o", capsize=4, label=line, color=next(colors))
+                    fmt="o", capsize=3, color=color,
+                    label=f"{line} (search: {len(group)} samples; seeds as circles)")
     for _, r in table[table["hp_ntk_exp"].isna()].iterrows():
         ax.axhline(r["test_delta_m_mean"], linestyle="--", linewidth=1,
-                   color="gray" if r["method"] == "ls" else next(colors), label=_label(r["method"], r["hyperparameters"]))
+                   color="gray" if r["method"] == "ls" else next(colors), label=lines[str(r["config_id"])])
     ax.set_xlabel("ntk_exp")
     return _finish_line_plot(fig, ax, "test Δm % (lower is better)",
                              f"{report.benchmark}: test Δm vs ntk_exp (mean ± std over seeds)", path)
+
+
+def _searched_configs(report: "BenchmarkReport") -> set[str]:
+    """The config_ids sampled by a search (their rows carry a ``search`` value)."""
+    if "search" not in report.rows.columns:
+        return set()
+    return set(report.rows.loc[report.rows["search"].notna(), "config_id"].astype(str))
 
 
 def plot_val_curves(report: "BenchmarkReport", path: Path) -> Path | None:
@@ -102,15 +158,20 @@ def plot_val_curves(report: "BenchmarkReport", path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=FIGSIZE)
     measured = report.table[report.table["source"] == "sweep"]
+    labels = varying_labels(report.table, report.hp_columns)
     for _, config in measured.iterrows():
         curve = rows[rows["config_id"] == config["config_id"]].groupby("epoch")["val_delta_m"]
         mean, std = curve.mean(), curve.std(ddof=1).fillna(0.0)
         if mean.empty:
             continue
-        (line,) = ax.plot(mean.index, mean.values, marker="o", markersize=3, label=_label(config["method"], config["hyperparameters"]))
+        label = labels[str(config["config_id"])]
+        if len(mean) == 1:  # one epoch: a band needs two, so an error bar
+            ax.errorbar(mean.index, mean.values, yerr=std.values, marker="o", markersize=4, capsize=4, label=label)
+            continue
+        (line,) = ax.plot(mean.index, mean.values, marker="o", markersize=3, label=label)
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_epochs(ax, rows["epoch"])
     return _finish_line_plot(fig, ax, "validation Δm % (lower is better)",
                              f"{report.benchmark}: validation Δm (mean ± std over seeds)", path)
 
@@ -128,17 +189,17 @@ def plot_task_weights(report: "BenchmarkReport", path: Path) -> Path | None:
     n_rows = math.ceil(len(configs) / PANELS_PER_ROW)
     width, height = weight_figure_pixels(len(configs))
     fig, axes = plt.subplots(n_rows, cols, figsize=(width / DPI, height / DPI), squeeze=False)
+    labels = varying_labels(report.table, report.hp_columns)
     for ax, config_id in zip(axes.flat, configs):
-        config = report.table[report.table["config_id"] == config_id].iloc[0]
         mean = rows[rows["config_id"] == config_id].groupby("epoch")[weight_columns].mean().dropna(axis=1, how="all")
         for column in mean.columns:
             ax.plot(mean.index, mean[column], marker="o", markersize=3, label=column[len("weight_"):])
         values = mean.to_numpy(dtype=float)
         if np.all(values > 0) and values.max() / values.min() > 50:
             ax.set_yscale("log")
-        ax.set_title(_label(config["method"], config["hyperparameters"]), fontsize="medium")
+        ax.set_title(labels[str(config_id)], fontsize="medium")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_epochs(ax, mean.index)
         ax.set_ylabel("task weight")
         ax.grid(alpha=0.3)
         if len(mean.columns) <= MAX_LEGEND_TASKS:

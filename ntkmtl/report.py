@@ -24,6 +24,9 @@ The rules (docs/REPORT.md says the same for users):
   is better; a metric's direction comes from the benchmark (see ``metric_directions``).
 - ``--paper`` appends the paper's published Δm (../shared/REFERENCE.md §1) as comparison rows,
   which are never marked best.
+- ``--baseline CONFIG`` (default: the sweep's ``ls`` configuration) adds Δm against that
+  configuration, the paired difference of test Δm with its 95 % t-interval, wins/losses per metric
+  and the mean rank (MR) over the metrics: definitions in ``ntkmtl.compare``.
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+
+from ntkmtl import compare
 
 STATUSES = ("completed", "stopped_early", "running", "diverged", "errored")
 IDENTITY_COLUMNS = ("sweep", "trial_id", "config_id", "benchmark", "method", "seed", "epoch", "status")
@@ -84,6 +89,8 @@ class BenchmarkReport:
     trials: pd.DataFrame  # one row per trial: status, selected epoch, values there, used or not
     table: pd.DataFrame  # one row per config_id (+ paper rows), sorted, with best_in
     hp_columns: list[str] = field(default_factory=list)
+    baseline: compare.Baseline | None = None  # what the comparison columns compare with
+    comparison_note: str = ""  # why there is no baseline, metrics left out of the comparison
 
     @property
     def sweeps(self) -> list[str]:
@@ -277,12 +284,13 @@ def sort_and_mark(table: pd.DataFrame, metrics: list[tuple[str, bool | None]]) -
     table = table.sort_values([f"test_{DELTA_M}_mean", "method", "hyperparameters"], na_position="last",
                               kind="stable").reset_index(drop=True)
     directions = [(f"test_{DELTA_M}", False), (f"val_{DELTA_M}", False)] + [(f"test_{m}", h) for m, h in metrics]
+    values = [(f"{c}_mean", c, h) for c, h in directions] + [("mean_rank", "mean_rank", False)] * ("mean_rank" in table)
     best_in: list[list[str]] = [[] for _ in range(len(table))]
     measured = table["source"] == "sweep"
-    for column, higher in directions:
+    for value, column, higher in values:
         if higher is None:
             continue
-        means = table.loc[measured, f"{column}_mean"].astype(float)
+        means = table.loc[measured, value].astype(float)
         if not np.isfinite(means).any():
             continue
         best = means.max() if higher else means.min()
@@ -306,10 +314,12 @@ def paper_rows(benchmark: str, hp_columns: list[str]) -> pd.DataFrame:
 def build_benchmark_report(rows: pd.DataFrame, benchmark: str, select_by: str = f"val_{DELTA_M}",
                            select_mode: str | None = None, include_running: bool = False,
                            exclude_stopped: bool = False, paper: bool = False,
-                           declared: dict[str, bool] | None = None) -> BenchmarkReport:
+                           declared: dict[str, bool] | None = None, baseline: str | None = None) -> BenchmarkReport:
     """Select every trial's epoch and build the sorted per-config table of one benchmark.
 
-    ``declared`` ({metric: higher_is_better}) overrides the benchmark's own declaration (tests)."""
+    ``baseline`` names the configuration the comparison columns compare with (``ntkmtl.compare``;
+    None: the sweep's ``ls``, "none": no comparison). ``declared`` ({metric: higher_is_better})
+    overrides the benchmark's own declaration (tests)."""
     for needed in (f"val_{DELTA_M}", f"test_{DELTA_M}"):
         if needed not in rows.columns:
             raise ReportError(f"benchmark {benchmark!r}: the results have no {needed!r} column; expected the sweep schema (docs/DESIGN.md)")
@@ -329,8 +339,12 @@ def build_benchmark_report(rows: pd.DataFrame, benchmark: str, select_by: str = 
         table = pd.concat([table, paper_rows(benchmark, hp_columns)], ignore_index=True)
         counts = ["seeds", "trials", *STATUSES, "no_valid_epoch"]
         table[counts] = table[counts].astype("Int64")  # paper rows have none: keep the counts integers
+    try:
+        table, chosen, note = compare.add_comparison(table, trials, metrics, baseline)
+    except compare.BaselineError as err:
+        raise ReportError(f"benchmark {benchmark!r}: {err}") from err
     table = sort_and_mark(table, metrics)
-    return BenchmarkReport(benchmark, selection, metrics, rows, trials, table, hp_columns)
+    return BenchmarkReport(benchmark, selection, metrics, rows, trials, table, hp_columns, chosen, note)
 
 
 def build_reports(df: pd.DataFrame, benchmarks: list[str] | None = None, **options: Any) -> list[BenchmarkReport]:
@@ -384,7 +398,9 @@ def markdown_table(report: BenchmarkReport) -> str:
     table = report.table
     value_columns = [(f"test_{DELTA_M}", "test Δm %"), (f"val_{DELTA_M}", "val Δm %")] + \
                     [(f"test_{m}", m + ("" if h is None else (" ↑" if h else " ↓"))) for m, h in report.metrics]
-    header = ["#", "method", "hyperparameters", "seeds"] + [label for _, label in value_columns] + ["selected epochs", "notes"]
+    comparison = compare.headings(report)
+    header = (["#", "method", "hyperparameters", "seeds"] + [label for _, label in value_columns]
+              + [label for label, _ in comparison] + ["selected epochs", "notes"])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     decimals = {c: (2 if c.endswith(DELTA_M) else _decimals(table[f"{c}_mean"])) for c, _ in value_columns}
     rank = 0
@@ -400,6 +416,9 @@ def markdown_table(report: BenchmarkReport) -> str:
                 cells.append("")
                 continue
             cells.append(_cell(float(mean), float(std), decimals[c], c in best))
+        for label, text in comparison:
+            cell = text(record)
+            cells.append(f"**{cell}**" if cell and label == "MR" and "mean_rank" in best else cell)
         cells += [str(record["selected_epochs"]) if measured else "", _notes(record, report.selection)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -425,8 +444,9 @@ def markdown_report(report: BenchmarkReport, plots: dict[str, Path]) -> str:
         + "; diverged and errored trials are left out and counted in the notes. "
         "'seeds' = trials used / trials of the configuration.",
     ]
+    lines += ["", compare.paragraph(report)]
     if unknown:
-        lines += ["", f"Direction unknown (not marked): {', '.join(unknown)}."]
+        lines += ["", f"Direction unknown (not marked, not compared, not ranked): {', '.join(unknown)}."]
     lines += ["", markdown_table(report), ""]
     for title, path in plots.items():
         lines += [f"![{title}]({path.name})", ""]
@@ -437,9 +457,11 @@ def csv_table(report: BenchmarkReport) -> pd.DataFrame:
     """The per-config table as written to CSV: identity, counts, *_mean / *_std, best_in."""
     first = ["source", "method", "hyperparameters", "config_id", *report.hp_columns, "seeds", "trials", *STATUSES,
              "no_valid_epoch", "selected_epochs"]
-    values = [c for c in report.table.columns if c.endswith(("_mean", "_std"))]
+    values = [c for c in report.table.columns if c.endswith(("_mean", "_std")) and c not in compare.COLUMNS]
+    values += [c for c in compare.COLUMNS if c in report.table.columns]
     columns = [c for c in first if c in report.table.columns] + values + ["best_in"]
-    return report.table[columns]
+    baseline = report.baseline.config_id if report.baseline is not None else ""
+    return report.table[columns].assign(baseline=baseline)
 
 
 def write_benchmark_report(report: BenchmarkReport, out: Path, make_plots: bool = True) -> list[Path]:
@@ -518,6 +540,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--include-running", action="store_true", help="use running trials too (flagged)")
     parser.add_argument("--exclude-stopped", action="store_true", help="leave out trials stopped early")
     parser.add_argument("--paper", action="store_true", help="add the paper's published Δm as comparison rows")
+    parser.add_argument("--baseline", metavar="CONFIG",
+                        help="configuration to compare with: a method ('ls'), a method with hyperparameters "
+                             "('ntkmtl ntk_exp=0.5'), a config_id, or 'none' (default: the sweep's ls)")
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument("--wandb", action="store_true", help="log tables and plots to a W&B run in the sweep's group")
     parser.add_argument("--wandb-project", default="ntkmtl", help="W&B project (default: ntkmtl)")
@@ -530,7 +555,7 @@ def run(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[s
     df = load_results(args.results)
     reports = build_reports(df, args.benchmark, select_by=args.select_by, select_mode=args.select_mode,
                             include_running=args.include_running, exclude_stopped=args.exclude_stopped,
-                            paper=args.paper)
+                            paper=args.paper, baseline=args.baseline)
     out = Path(args.out) if args.out else Path("reports") / (Path(args.results.rstrip("/")).stem or "results")
     written = {}
     for report in reports:

@@ -37,8 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("config", help="sweep config (YAML), e.g. tune_configs/quickstart.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the trial table and start nothing")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep from its storage")
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument("--resume", action="store_true", help="continue an interrupted sweep (or extension) from its storage")
+    runs.add_argument("--extend", action="store_true",
+                      help="after the config grew (seeds, methods, values, samples): run only the trials with no "
+                           "finished trial in the sweep's output yet; with --dry-run, list what runs and what is reused")
     parser.add_argument("--address", default=None, help="an existing Ray cluster: auto or ray://HOST:PORT (default: start Ray here)")
+    parser.add_argument(
+        "--baseline", metavar="CONFIG",
+        help="configuration the final table compares with, as in ntkmtl.report (default: the sweep's ls)",
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value (YAML syntax), e.g. --set train.epochs=3 --set seeds=[0]",
@@ -54,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides, check_data=False)
         specs = build_plan(cfg)
+        if args.baseline and args.baseline.split()[0] not in {m.name for m in cfg.methods if m.ranges}:
+            from ntkmtl.compare import check_baseline
+
+            check_baseline([(s.config_id, s.method, s.hparams) for s in specs], args.baseline)
+        extension = None
+        if args.extend:
+            from ntkmtl.sweep.extend import extension_table, plan_extension
+
+            extension = plan_extension(cfg)
+            if args.dry_run or not (extension.run or extension.sampled_trials):
+                print(extension_table(cfg, extension))
+                if not args.dry_run:
+                    print(f"nothing to run: every trial of the config has a finished trial in {cfg.output}")
+                return 0
         if args.dry_run:
             cpus, gpus = local_resources()
             print(dry_run_table(cfg, specs, cpus, gpus))
@@ -65,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         check_benchmark_data(cfg)
         from ntkmtl.sweep.tune import run_sweep
 
-        outcome = run_sweep(cfg, resume=args.resume, address=args.address)
-    except ValueError as error:  # ConfigError, StorageError, SweepError, DataError
+        outcome = run_sweep(cfg, resume=args.resume, address=args.address, baseline=args.baseline, extension=extension)
+    except ValueError as error:  # ConfigError, StorageError, SweepError, DataError, ExtendError
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -74,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print()
     print(outcome.table)
-    print(f"{outcome.rows} rows from {outcome.trials} trials in {outcome.output} (read with ntkmtl.sweep.export.read_results)")
+    if outcome.search:
+        print(outcome.search)
+    if extension is not None:
+        print(f"{outcome.rows} rows in {outcome.output}: this extension ran {outcome.trials} trials and reused "
+              f"{len(extension.reused)} (read with ntkmtl.sweep.export.read_results)")
+    else:
+        print(f"{outcome.rows} rows from {outcome.trials} trials in {outcome.output} (read with ntkmtl.sweep.export.read_results)")
     print(f"Ray experiment: {outcome.experiment_path}")
     if outcome.unfinished:
         print(f"interrupted: {outcome.unfinished} trial(s) unfinished; continue with --resume", file=sys.stderr)

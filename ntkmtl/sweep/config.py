@@ -15,9 +15,10 @@ Layout (every key but ``benchmark``, ``seeds`` and ``methods`` is optional)::
     train: {epochs: 8}               # epochs, batch_size, lr, scheduler, method_lr, device, num_workers,
                                      # precision (fp32 | bf16 | fp16), task_gradients (auto | loop | batched)
     seeds: [0, 1]
-    methods:                         # method → {hyperparameter: value or list of values}
+    methods:                         # method → {hyperparameter: value, list of values, or range}
       ls: {}
-      ntkmtl: {ntk_exp: [0.5, 1.0]}
+      ntkmtl: {ntk_exp: [0.5, 1.0]}  # or {ntk_exp: {low: 0.25, high: 1.5}} with a search section
+    search: {type: optuna, samples: 10}   # only with ranges: ntkmtl/sweep/space.py
     resources: {cpu: 1, gpu: auto}   # per trial; gpu: a fraction, or auto (benchmark default if GPUs)
     scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # none | asha | seed_asha
     storage: ~/ray_results           # Ray's storage_path: a local path or s3:// gs:// file:// URI
@@ -41,12 +42,13 @@ from ntkmtl.benchmarks import BENCHMARKS, DataError, benchmark_class, get_benchm
 from ntkmtl.methods import METHODS, method_class
 from ntkmtl.methods.gradients import TASK_GRADIENT_MODES
 from ntkmtl.precision import PRECISIONS, precision_conflict
+from ntkmtl.sweep.space import Range, SearchSettings, parse_range, parse_search
 from ntkmtl.sweep.storage import parse_storage
 from ntkmtl.sweep.wandb import api_key_present
 
 TOP_LEVEL_KEYS = (
     "name", "benchmark", "data", "train", "seeds", "methods", "resources", "scheduler",
-    "storage", "output", "max_failures", "max_concurrent", "wandb",
+    "storage", "output", "max_failures", "max_concurrent", "wandb", "search",
 )
 SCHEDULER_TYPES = ("none", "asha", "seed_asha")
 SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
@@ -66,10 +68,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class MethodGrid:
-    """One method and its grid: hyperparameter → the values to try (each already validated)."""
+    """One method and its grid: hyperparameter → the values to try (each already validated);
+    ``ranges``: the hyperparameters a search samples instead (the method is then searched)."""
 
     name: str
     grid: dict[str, tuple[Any, ...]]
+    ranges: dict[str, Range] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,7 @@ class SweepConfig:
     max_concurrent: int = 0
     wandb: WandbConfig = field(default_factory=WandbConfig)
     source: str = "<config>"
+    search: SearchSettings | None = None
 
     @property
     def epochs(self) -> int:
@@ -214,6 +219,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     max_failures = c.integer("max_failures", raw.get("max_failures", 1), low=0)
     max_concurrent = c.integer("max_concurrent", raw.get("max_concurrent", 0), low=0)
     wandb = _parse_wandb(c, raw.get("wandb") or {})
+    ranges = [(f"methods.{m.name}.{hp}", raw["methods"][m.name][hp]) for m in methods for hp in m.ranges]
+    search = parse_search(c.fail, raw.get("search"), ranges)
     if scheduler.type == "seed_asha" and 0 < max_concurrent < len(seeds):
         c.fail(
             "max_concurrent", max_concurrent,
@@ -223,7 +230,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     config = SweepConfig(
         name=name, benchmark=benchmark_name, data=dict(benchmark.options), train=train, seeds=seeds,
         methods=methods, resources=resources, scheduler=scheduler, storage=storage, output=output,
-        max_failures=max_failures, max_concurrent=max_concurrent, wandb=wandb, source=source,
+        max_failures=max_failures, max_concurrent=max_concurrent, wandb=wandb, source=source, search=search,
     )
     if check_data:
         check_benchmark_data(config)
@@ -294,8 +301,17 @@ def _parse_methods(c: "_Checker", raw: Any) -> tuple[MethodGrid, ...]:
             hparams = {}
         valid = [h.name for h in cls.all_hparams()]
         c.mapping(path, hparams, valid)
-        grid = {}
+        grid, ranges = {}, {}
+        kinds = {h.name: h.kind for h in cls.all_hparams()}
         for hp, values in hparams.items():
+            if isinstance(values, dict):
+                def check(value, hp=hp):
+                    try:
+                        return cls.validate_hparams({hp: value})[hp]
+                    except ValueError as error:
+                        c.fail(f"{path}.{hp}", values, str(error))
+                ranges[hp] = parse_range(c.fail, f"{path}.{hp}", values, check, kinds[hp])
+                continue
             values = values if isinstance(values, list) else [values]
             if not values:
                 c.fail(f"{path}.{hp}", values, "is an empty grid: give at least one value")
@@ -309,7 +325,7 @@ def _parse_methods(c: "_Checker", raw: Any) -> tuple[MethodGrid, ...]:
             if len(set(checked)) != len(checked):
                 c.fail(f"{path}.{hp}", values, "lists a value more than once (it would run the same trials twice)")
             grid[hp] = tuple(checked)
-        grids.append(MethodGrid(name, grid))
+        grids.append(MethodGrid(name, grid, ranges))
     return tuple(grids)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from ntkmtl.benchmarks import benchmark_class
 from ntkmtl.methods import method_class
 from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.space import dry_run_lines, search_trials
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class TrialSpec:
     swept: dict[str, Any]  # only the values the config set (they name the trial)
     seed: int
     n_seeds: int
+    search: str | None = None  # the search that sampled it (optuna, random); None: a grid point
+    stop_after: int | None = None  # an extension's new seed: stop where its configuration's seeds stopped
 
     @property
     def label(self) -> str:
@@ -63,9 +66,12 @@ def config_id(cfg: SweepConfig, method: str, hparams: dict[str, Any]) -> str:
 
 
 def build_plan(cfg: SweepConfig) -> list[TrialSpec]:
-    """Every trial, configuration-major (a configuration's seeds are adjacent), in config order."""
+    """Every grid trial, configuration-major (a configuration's seeds are adjacent), in config
+    order. Searched methods have none here: their trials are sampled while the sweep runs."""
     specs = []
     for grid in cfg.methods:
+        if grid.ranges:
+            continue
         names = list(grid.grid)
         for values in itertools.product(*(grid.grid[n] for n in names)):
             swept = dict(zip(names, values))
@@ -76,10 +82,12 @@ def build_plan(cfg: SweepConfig) -> list[TrialSpec]:
     return specs
 
 
-def hparam_kinds(specs: list[TrialSpec]) -> dict[str, type]:
-    """Every hyperparameter name of the sweep (the Parquet ``hp_<name>`` columns) and its type."""
+def hparam_kinds(specs: list[TrialSpec], cfg: SweepConfig | None = None) -> dict[str, type]:
+    """Every hyperparameter name of the sweep (the Parquet ``hp_<name>`` columns) and its type:
+    of the methods of ``specs``, and of every method of ``cfg`` (searched ones too) when given."""
     kinds: dict[str, type] = {}
-    for method in dict.fromkeys(s.method for s in specs):
+    methods = [s.method for s in specs] + ([m.name for m in cfg.methods] if cfg is not None else [])
+    for method in dict.fromkeys(methods):
         for h in method_class(method).all_hparams():
             kinds.setdefault(h.name, h.kind)
     return kinds
@@ -102,18 +110,24 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
     trials = Counter(s.method for s in specs)
     configs = Counter(s.method for s in {(s.config_id, s.method): s for s in specs}.values())
     width = max([len("method"), len("total")] + [len(m) for m in trials])
+    searches = search_trials(cfg)
     lines = [
-        f"sweep {cfg.name!r} ({cfg.source}): benchmark {cfg.benchmark}, {len(specs)} trials = "
-        f"{sum(configs.values())} configurations x {len(cfg.seeds)} seeds, {epochs} epochs each",
+        f"sweep {cfg.name!r} ({cfg.source}): benchmark {cfg.benchmark}, {len(specs) + searches} trials = "
+        f"{sum(configs.values()) + searches // len(cfg.seeds)} configurations x {len(cfg.seeds)} seeds, {epochs} epochs each"
+        + (f" ({searches} of them sampled by a search)" if searches else ""),
         "",
         f"{'method':<{width}}  configurations  trials  epochs",
     ]
     for method in trials:
         lines.append(f"{method:<{width}}  {configs[method]:>14}  {trials[method]:>6}  {trials[method] * epochs:>6}")
-    lines.append(f"{'total':<{width}}  {sum(configs.values()):>14}  {len(specs):>6}  {len(specs) * epochs:>6}")
+    for grid in (m for m in cfg.methods if m.ranges):
+        n = cfg.search.samples
+        lines.append(f"{grid.name:<{width}}  {n:>14}  {n * len(cfg.seeds):>6}  {n * len(cfg.seeds) * epochs:>6}  (search)")
+    total = len(specs) + searches
+    lines.append(f"{'total':<{width}}  {sum(configs.values()) + searches // len(cfg.seeds):>14}  {total:>6}  {total * epochs:>6}")
     gpu = cfg.resources.gpu_for(cfg.benchmark, gpus)
     gpu_text = "auto" if cfg.resources.gpu is None else f"{cfg.resources.gpu:g}"
-    concurrency = expected_concurrency(cfg, len(specs), cpus, gpus)
+    concurrency = expected_concurrency(cfg, total, cpus, gpus)
     s = cfg.scheduler
     lines += [
         "",
@@ -126,10 +140,13 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
         f"{s.reduction_factor:g}: the epoch counts above are an upper bound",
         f"storage: {cfg.storage or '~/ray_results'}  output: {cfg.output}  max_failures: {cfg.max_failures}"
         + (f"  wandb: {cfg.wandb.project} ({cfg.wandb.mode})" if cfg.wandb.enabled else ""),
+        *dry_run_lines(cfg),
         "",
         "config_id   seed  trial",
     ]
     lines += [f"{t.config_id}  {t.seed:>4}  {t.label}" for t in specs]
+    if searches:
+        lines.append(f"(+ {searches} trials sampled by the search while the sweep runs)")
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
-"""Running a sweep on Ray Tune — the only module of ntkmtl that imports Ray.
+"""Running a sweep on Ray Tune (with search.py and orphans.py, the modules that import Ray).
 
 Everything is Ray's own machinery: a ``Tuner`` over a ``grid_search`` of the plan's trial specs
-(so Ray never multiplies grids itself), a function trainable that wraps ``ntkmtl.train.Trial``
+(so Ray never multiplies grids itself) — or, when the config searches a range, over the grid
+specs and the seed-paired samples of one ``SweepSearcher`` (``search.py``) — a function trainable that wraps ``ntkmtl.train.Trial``
 and calls ``tune.report(record, checkpoint=…)`` after every epoch and ``tune.get_checkpoint()``
 to resume, ``tune.with_resources`` for CPUs and (fractional) GPUs, ``ASHAScheduler`` or our
 seed-aware ``TrialScheduler``, ``FailureConfig(max_failures)`` for retries, ``RunConfig``
@@ -47,7 +48,13 @@ from ntkmtl.benchmarks import Benchmark, get_benchmark
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
-from ntkmtl.sweep.plan import TrialSpec, build_plan, cluster_gpu_warning, hparam_kinds, local_resources
+from ntkmtl.sweep.plan import (
+    TrialSpec, build_plan, cluster_gpu_warning, expected_concurrency, hparam_kinds, local_resources,
+)
+from ntkmtl.sweep.extend import Extension, experiments, write_record
+from ntkmtl.sweep.orphans import drop_lost_trials
+from ntkmtl.sweep.search import build_searcher, format_search, load_summary
+from ntkmtl.sweep.space import search_trials
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 from ntkmtl.sweep.storage import StorageLocation, check_storage
 from ntkmtl.sweep.summary import format_summary, summarize
@@ -150,6 +157,8 @@ def run_trial(config: dict[str, Any]) -> None:
             trial.load_checkpoint(directory)
     trial_dir = tune.get_context().get_trial_dir()
     node_id = ray.get_runtime_context().get_node_id()  # a trial resumed elsewhere reports its new node
+    if spec.stop_after is not None and trial.epoch >= spec.stop_after:
+        return  # restored after its last epoch (an extension's seed that stops with its configuration)
     for record in trial.run():
         record["node_id"] = node_id
         _inject_before_report(sweep["faults"], spec, record)
@@ -162,6 +171,8 @@ def run_trial(config: dict[str, Any]) -> None:
             trial.save_checkpoint(directory)
             tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
         _inject_after_report(sweep["faults"], spec, record["epoch"], trial_dir)
+        if spec.stop_after is not None and record["epoch"] >= spec.stop_after:
+            return  # ends stopped_early (or completed at the last epoch), as its configuration's seeds
 
 
 def trial_name(trial: RayTrial) -> str:
@@ -179,11 +190,14 @@ class SeedAwareASHA(FIFOScheduler):
 
     _supports_buffered_results = False
 
-    def __init__(self, metric: str, mode: str, grace_period: int, reduction_factor: float, max_t: int):
+    def __init__(self, metric: str, mode: str, grace_period: int, reduction_factor: float, max_t: int,
+                 prefill: dict[int, dict[str, float]] | None = None):
         super().__init__()
         self._metric, self._mode = metric, mode
         self._sign = 1.0 if mode == "max" else -1.0
         self.halving = SeedGroupedHalving(grace_period, reduction_factor, max_t)
+        for milestone, scores in (prefill or {}).items():  # an extension: the rungs the sweep's trials left
+            self.halving.rungs.setdefault(milestone, {}).update(scores)
         self._trials: dict[str, RayTrial] = {}
         self._to_stop: set[str] = set()
 
@@ -193,10 +207,11 @@ class SeedAwareASHA(FIFOScheduler):
     def on_trial_add(self, tune_controller, trial):
         spec = trial.config["trial"]
         self._trials[trial.trial_id] = trial
-        self.halving.add(trial.trial_id, spec["config_id"], spec["n_seeds"])
+        if spec.get("stop_after") is None:  # else decided already: its configuration's seeds were judged
+            self.halving.add(trial.trial_id, spec["config_id"], spec["n_seeds"])
 
     def on_trial_result(self, tune_controller, trial, result):
-        if "epoch" not in result:
+        if "epoch" not in result or trial.trial_id not in self.halving.config_of:
             return TrialScheduler.CONTINUE
         score = self._sign * float(result.get(self._metric, float("nan")))
         action, released = self.halving.result(trial.trial_id, int(result["epoch"]), score)
@@ -246,7 +261,7 @@ class SeedAwareASHA(FIFOScheduler):
         return f"Using seed-aware ASHA: {self.halving.stopped_configs} configurations stopped"
 
 
-def build_scheduler(cfg: SweepConfig) -> TrialScheduler:
+def build_scheduler(cfg: SweepConfig, prefill: dict[int, dict[str, float]] | None = None) -> TrialScheduler:
     s = cfg.scheduler
     if s.type == "asha":
         return ASHAScheduler(
@@ -254,7 +269,7 @@ def build_scheduler(cfg: SweepConfig) -> TrialScheduler:
             grace_period=s.grace_period, reduction_factor=s.reduction_factor,
         )
     if s.type == "seed_asha":
-        return SeedAwareASHA(s.metric, s.mode, s.grace_period, s.reduction_factor, cfg.epochs)
+        return SeedAwareASHA(s.metric, s.mode, s.grace_period, s.reduction_factor, cfg.epochs, prefill)
     return FIFOScheduler()
 
 
@@ -280,6 +295,8 @@ class ParquetCallback(tune.Callback):
             return
         record = {k: v for k, v in result.items() if k not in RAY_RESULT_KEYS}
         record["hostname"] = result.get("hostname")  # Ray's own key: the host of the trial's process
+        if trial.config["trial"].get("search"):  # the search that sampled the configuration
+            record["search"] = trial.config["trial"]["search"]
         self.exporter.add_record(trial.trial_id, trial.config["trial"], record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -321,6 +338,7 @@ class SweepOutcome:
     unfinished: int
     wall_seconds: float
     table: str
+    search: str = ""  # per searched method: samples judged, the best one (ntkmtl.sweep.search)
 
 
 def experiment_exists(location: StorageLocation, name: str) -> bool:
@@ -338,14 +356,19 @@ def _start_ray(address: str | None) -> None:
     ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING")
 
 
-def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1) -> SweepOutcome:
-    """Run (or resume) the sweep; return when every trial has ended."""
+def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1,
+              baseline: str | None = None, extension: Extension | None = None) -> SweepOutcome:
+    """Run (or resume) the sweep; return when every trial has ended. ``baseline``: the final
+    table's comparison configuration (``ntkmtl.compare``; default ls). ``extension``: run only
+    what ``ntkmtl.sweep.extend.plan_extension`` planned, as a new Ray experiment."""
     start = time.monotonic()
-    specs = build_plan(cfg)
+    specs = extension.run if extension is not None else build_plan(cfg)
+    names = extension.experiments if extension is not None else (experiments(cfg) if resume else [cfg.name])
+    name = names[-1]  # the Ray experiment this call runs: the sweep's own, or its newest extension
     faults = [asdict(f) for f in parse_faults(os.environ.get(INJECT_ENV))]
     location = check_storage(cfg.storage, multi_node=False) if address is None else None
     if location is not None:
-        _check_resume(location, cfg.name, resume)
+        _check_resume(location, name, resume)
         _check_fits_here(cfg)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table reporter, trimmed below
     # num_to_keep forces a state snapshot per kept checkpoint: intended (resume needs it), not a warning.
@@ -355,7 +378,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     if location is None:
         multi_node = sum(1 for node in ray.nodes() if node.get("Alive")) > 1
         location = check_storage(cfg.storage, multi_node=multi_node)
-        _check_resume(location, cfg.name, resume)
+        _check_resume(location, name, resume)
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     if address is not None:
         node_gpus = [float(node["Resources"].get("GPU", 0)) for node in ray.nodes() if node.get("Alive")]
@@ -365,22 +388,26 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     gpu = cfg.resources.gpu_for(cfg.benchmark, cluster_gpus)
     trainable = tune.with_resources(run_trial, {"cpu": cfg.resources.cpu, "gpu": gpu})
     if resume:
+        drop_lost_trials(location, [n for n in names if experiment_exists(location, n)], cfg.name, cfg.output)
         tuner = tune.Tuner.restore(
-            location.join(cfg.name), trainable=trainable, resume_unfinished=True, resume_errored=True,
+            location.join(name), trainable=trainable, resume_unfinished=True, resume_errored=True,
             storage_filesystem=location.filesystem,
         )
     else:
-        tuner = _new_tuner(cfg, specs, faults, trainable, location, verbose)
+        tuner = _new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension)
+        write_record(cfg, names)
     grid = tuner.fit()
     unfinished = _finalize(cfg, grid, specs)
     has_rows = any(Path(cfg.output).expanduser().glob("*.parquet"))
     df = read_results(cfg.output) if has_rows else None
     wall = time.monotonic() - start
-    table = format_summary(summarize(df), wall) if df is not None else "no results"
+    table = format_summary(summarize(df, baseline), wall) if df is not None else "no results"
     errored = sum(1 for r in grid if r.error is not None)
+    search = format_search(load_summary(location.filesystem, location.join(name)), cfg.scheduler.mode) if cfg.search else ""
     return SweepOutcome(
-        experiment_path=location.uri(cfg.name), output=cfg.output, trials=len(grid),
+        experiment_path=location.uri(name), output=cfg.output, trials=len(grid),
         rows=0 if df is None else len(df), errored=errored, unfinished=unfinished, wall_seconds=wall, table=table,
+        search=search,
     )
 
 
@@ -418,28 +445,39 @@ def _prepare_data(cfg: SweepConfig) -> None:
     print(f"data ready ({cfg.benchmark}, {time.monotonic() - started:.1f} s)", flush=True)
 
 
-def _new_tuner(cfg, specs, faults, trainable, location, verbose):
+def _new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension):
     sweep = {
         "benchmark": cfg.benchmark, "data": cfg.data, "train": cfg.train, "metric": cfg.scheduler.metric,
         "faults": faults, "threads": max(1, int(cfg.resources.cpu)),
     }
-    callbacks = [ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs))]
+    callbacks = [ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg))]
     if cfg.wandb.enabled:
         callbacks.append(wandb_callback(cfg))
     reporter = tune.CLIReporter(
         metric_columns=PROGRESS_COLUMNS, parameter_columns={"trial/seed": "seed"},
         max_report_frequency=15, max_column_length=40,
     )
+    param_space: dict[str, Any] = {"sweep": sweep, "trial": tune.grid_search([s.to_dict() for s in specs])}
+    search: dict[str, Any] = {"num_samples": 1}
+    sampled = search_trials(cfg) if extension is None else extension.sampled_trials
+    if cfg.search is not None and sampled:  # grid trials and sampled ones from one searcher (search.py)
+        resources = ray.cluster_resources()
+        total = len(specs) + sampled
+        concurrency = expected_concurrency(cfg, total, resources.get("CPU", 1), resources.get("GPU", 0))
+        param_space = {"sweep": sweep}
+        searcher = build_searcher(cfg, specs, concurrency, *((extension.new_samples, extension.history) if extension else ()))
+        search = {"num_samples": total, "search_alg": searcher}
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(2, len(cfg.seeds))))  # a sample's seeds together
     return tune.Tuner(
         trainable,
-        param_space={"sweep": sweep, "trial": tune.grid_search([s.to_dict() for s in specs])},
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            scheduler=build_scheduler(cfg), num_samples=1, reuse_actors=True,
+            scheduler=build_scheduler(cfg, extension.prefill if extension else None), reuse_actors=True, **search,
             max_concurrent_trials=cfg.max_concurrent or None,
             trial_name_creator=trial_name, trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=cfg.name, **location.run_config_kwargs(),
+            name=name, **location.run_config_kwargs(),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks, progress_reporter=reporter, verbose=verbose,
@@ -450,7 +488,7 @@ def _new_tuner(cfg, specs, faults, trainable, location, verbose):
 def _finalize(cfg: SweepConfig, grid, specs: list[TrialSpec]) -> int:
     """Give every ended trial's file its final status (a driver killed between a trial's end and
     its callback leaves ``running``); return how many trials are unfinished (an interrupted sweep)."""
-    exporter = ParquetExporter(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs))
+    exporter = ParquetExporter(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg))
     unfinished = 0
     for result in grid:
         metrics = result.metrics or {}

@@ -68,7 +68,7 @@ def test_formatted_summary_lines_and_footer(results):
     assert lines[1].startswith("famo gamma=0.01") and "3.00" in lines[1] and "2.00" in lines[1]
     assert "1.50 ± 0.71" in lines[2] and "3.00 ± 1.41" in lines[2]
     assert "1/2" in lines[3] and "unfinished" not in lines[0]
-    assert lines[-2] == "6 trials, 2 stopped early, 1 diverged, total time 61 s"
+    assert lines[5] == "6 trials, 2 stopped early, 1 diverged, total time 61 s"
     assert format_summary(pd.DataFrame()) == "no results"
 
 
