@@ -37,7 +37,6 @@ from ntkmtl.methods.gradients import (
     write_flat_gradient,
 )
 
-NEEDS = ("losses", "gradients", "representation")
 LOG_EPS = 1e-8  # keeps log(L_k + LOG_EPS) finite for a zero loss (the reference's EPS)
 
 
