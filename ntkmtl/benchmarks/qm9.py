@@ -15,7 +15,7 @@ differ from ours; like it, ours change with the seed.) ``train_size``/``val_size
 N of each split for quick runs; only those molecules are converted. With ``standardize`` the
 model learns targets standardised by the TRAINING subset's mean and std; metrics are always
 MAE in real units. Loss: squared error per molecule and task (the MSE of the reference).
-Δm uses the paper's STL baselines (REFERENCE.md §3).
+Δm uses the paper's STL baselines (docs/REFERENCE_FACTS.md §3).
 """
 from __future__ import annotations
 
