@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import torch
 
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 
 class DataError(ValueError):

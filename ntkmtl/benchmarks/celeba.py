@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ntkmtl.benchmarks.base import Benchmark, Metric, MultiTaskModel, TrainDefaults
 from ntkmtl.benchmarks.loading import data_error, eval_loader, first, resolve, train_loader
 from ntkmtl.benchmarks.nets.celeba_cnn import CelebACNN
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 # The 40 attributes, in the order of the header line of Anno/list_attr_celeba.txt.
 ATTRIBUTES = (

@@ -30,7 +30,7 @@ from ntkmtl.benchmarks.base import Benchmark, MultiTaskModel
 from ntkmtl.benchmarks.loading import eval_loader, first, held_out_split, resolve, train_loader
 from ntkmtl.benchmarks.mtan_data import MTANDataset, MTANLayout, check_sample, count_samples
 from ntkmtl.benchmarks.nets.segnet_mtan import SegNetMTAN
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)
 

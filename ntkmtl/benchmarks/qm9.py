@@ -25,7 +25,7 @@ import torch
 from ntkmtl.benchmarks import qm9_source
 from ntkmtl.benchmarks.base import Benchmark, Metric, TrainDefaults
 from ntkmtl.benchmarks.nets.mpnn import MPNN
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 TASKS = ("mu", "alpha", "homo", "lumo", "r2", "zpve", "U0", "U", "H", "G", "Cv")
 TARGET_COLUMNS = (0, 1, 2, 3, 5, 6, 12, 13, 14, 15, 11)  # PyG's y columns, in TASKS order
