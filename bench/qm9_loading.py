@@ -29,9 +29,11 @@ import torch_geometric.transforms as T
 from torch_geometric.data import Data, InMemoryDataset
 from torch_geometric.loader import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # run from a checkout without installing; the tests' fixtures
 
-from ntkmtl.benchmarks.qm9_data import QM9Graphs, load_qm9, reference_complete
+from fixtures.reference_transforms import reference_complete  # noqa: E402
+from ntkmtl.benchmarks.qm9_data import QM9Graphs, load_qm9  # noqa: E402
 
 
 class MolecularGraphs(InMemoryDataset):

@@ -11,7 +11,8 @@ import torch
 
 from ntkmtl.benchmarks.toy import Toy
 from ntkmtl.methods import METHODS, chunk_slices
-from ntkmtl.methods.base import HParam, LossWeightingMethod
+from ntkmtl.methods.base import LossWeightingMethod
+from ntkmtl.options import HParam
 from ntkmtl.train import Trial, TrialConfig, main, parse_value
 
 TIMING_KEYS = ("epoch_seconds", "samples_per_second")

@@ -2,7 +2,7 @@
 
 A benchmark knows nothing about weighting methods or Ray. The trainer (ntkmtl/train.py) asks it
 for data loaders, a model, per-sample loss terms and evaluation metrics; Δm is computed here,
-once, from the metric declarations (REFERENCE.md §3).
+once, from the metric declarations (docs/REFERENCE_FACTS.md §3).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import torch
 
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 
 class DataError(ValueError):
@@ -30,7 +30,7 @@ class Metric:
 
 @dataclass(frozen=True)
 class TrainDefaults:
-    """The paper's optimisation set-up for a benchmark (REFERENCE.md §4)."""
+    """The paper's optimisation set-up for a benchmark (docs/REFERENCE_FACTS.md §4)."""
 
     epochs: int
     batch_size: int

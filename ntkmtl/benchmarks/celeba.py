@@ -8,7 +8,7 @@ file that every later trial memory-maps (concurrent trials on a node share the p
 
 Model: ``CelebACNN`` (shared 512-d representation, 40 linear heads). Loss: binary cross-entropy
 per image and attribute. Metric: per-attribute F1 at threshold 0.5, ``f1_<Attribute>``; Δm
-against the STL F1 of REFERENCE.md §3. Adam 3e-4, cosine schedule, 15 epochs, batch 256.
+against the STL F1 of docs/REFERENCE_FACTS.md §3. Adam 3e-4, cosine schedule, 15 epochs, batch 256.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ntkmtl.benchmarks.base import Benchmark, Metric, MultiTaskModel, TrainDefaults
 from ntkmtl.benchmarks.loading import data_error, eval_loader, first, resolve, train_loader
 from ntkmtl.benchmarks.nets.celeba_cnn import CelebACNN
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 # The 40 attributes, in the order of the header line of Anno/list_attr_celeba.txt.
 ATTRIBUTES = (
@@ -41,7 +41,8 @@ ATTRIBUTES = (
     "Wearing_Necktie", "Young",
 )
 
-# Single-task F1 per attribute, in ATTRIBUTES order (REFERENCE.md §3, from the reference code).
+# Single-task F1 per attribute, in ATTRIBUTES order: the reference's experiments/celeba/delta_m.py
+# (docs/REFERENCE_FACTS.md §3).
 STL_F1 = (
     0.6736886, 0.68121034, 0.81524944, 0.5760289, 0.7205613, 0.8555076, 0.38203922, 0.58225113,
     0.787647, 0.8321292, 0.5029583, 0.68694085, 0.6781237, 0.5240381, 0.5161666, 0.95694304,

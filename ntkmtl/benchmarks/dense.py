@@ -12,7 +12,7 @@ Metrics, exactly as the MTAN / reference evaluation (``ConfMatrix``, ``depth_err
 absolute and relative error and the normal angle statistics (mean, median, fraction within
 11.25°, 22.5°, 30°) computed per batch and averaged over batches, with the evaluation batch size
 of the paper (``eval_batch_size``: 2 for NYUv2, 8 for Cityscapes) so the numbers are comparable
-with the STL baselines of REFERENCE.md §3. Two guards the reference lacks: a class absent from
+with the STL baselines of docs/REFERENCE_FACTS.md §3. Two guards the reference lacks: a class absent from
 both prediction and truth is left out of the mIoU mean (the reference gives NaN), and a batch
 without valid depth or normal pixels is left out of that average (the reference divides by 0).
 """
@@ -30,7 +30,7 @@ from ntkmtl.benchmarks.base import Benchmark, MultiTaskModel
 from ntkmtl.benchmarks.loading import eval_loader, first, held_out_split, resolve, train_loader
 from ntkmtl.benchmarks.mtan_data import MTANDataset, MTANLayout, check_sample, count_samples
 from ntkmtl.benchmarks.nets.segnet_mtan import SegNetMTAN
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)
 

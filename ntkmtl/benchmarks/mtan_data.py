@@ -6,8 +6,8 @@ ignore), depth H×W×1 (0 = no measurement) and, for NYUv2, normal H×W×3 (0 = 
 ``val`` split is the split every paper reports as the TEST set, so we never select models on it:
 our validation set is a fixed part of ``train`` (``val_fraction``, chosen by ``split_seed`` only).
 
-Augmentation (REFERENCE.md §4; MTAN issue #34, used by the reference code): a random scale
-s ∈ {1, 1.2, 1.5}, a random crop of size (H/s, W/s) resized back to H×W (bilinear for image and
+Augmentation (docs/REFERENCE_FACTS.md §4; MTAN issue #34, used by the reference code): a random
+scale s ∈ {1, 1.2, 1.5}, a random crop of size (H/s, W/s) resized back to H×W (bilinear for image and
 normals, nearest for label and depth), depth divided by s (the camera moved s times closer), then
 a horizontal flip with probability 1/2 that negates the normals' x component. Randomness comes
 from torch's global generator (the trainer seeds and checkpoints it; DataLoader workers get

@@ -3,7 +3,7 @@
 The MTAN pre-processed version (795 train and 654 test images of 288×384, see ``mtan_data``),
 SegNet-MTAN, Adam 1e-4 halved every 100 epochs, 200 epochs, batch 2, with augmentation, as the
 reference's NYUv2 trainer (which also gives NTKMTL-SR a single chunk per batch: n_splits 1).
-Nine metrics; Δm against the STL baselines of REFERENCE.md §3 (from CAGrad).
+Nine metrics; Δm against the STL baselines of docs/REFERENCE_FACTS.md §3 (from CAGrad).
 """
 from __future__ import annotations
 

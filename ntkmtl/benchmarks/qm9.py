@@ -1,7 +1,7 @@
 """QM9 — 11 molecular-property regressions with an MPNN (the Nash-MTL / FAMO / NTKMTL set-up).
 
 Data: PyTorch Geometric's QM9 (130,831 molecules), built offline from the ``qm9pack`` wheel or
-read from a PyG root (``ntkmtl.benchmarks.qm9_data``), as complete graphs with 5-dim edges.
+read from a PyG root (``ntkmtl.benchmarks.qm9_source``, ``qm9_data``), as complete graphs with 5-dim edges.
 Targets: PyG's y columns [0, 1, 2, 3, 5, 6, 12, 13, 14, 15, 11] = mu, alpha, homo, lumo, r2,
 zpve, U0, U, H, G (atomisation energies), Cv, trained in PyG's units (eV for energies) and
 reported in meV for homo, lumo, zpve, U0, U, H, G, as in the paper.
@@ -15,23 +15,23 @@ differ from ours; like it, ours change with the seed.) ``train_size``/``val_size
 N of each split for quick runs; only those molecules are converted. With ``standardize`` the
 model learns targets standardised by the TRAINING subset's mean and std; metrics are always
 MAE in real units. Loss: squared error per molecule and task (the MSE of the reference).
-Δm uses the paper's STL baselines (REFERENCE.md §3).
+Δm uses the paper's STL baselines (docs/REFERENCE_FACTS.md §3).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ntkmtl.benchmarks import qm9_source
 from ntkmtl.benchmarks.base import Benchmark, Metric, TrainDefaults
 from ntkmtl.benchmarks.nets.mpnn import MPNN
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 TASKS = ("mu", "alpha", "homo", "lumo", "r2", "zpve", "U0", "U", "H", "G", "Cv")
 TARGET_COLUMNS = (0, 1, 2, 3, 5, 6, 12, 13, 14, 15, 11)  # PyG's y columns, in TASKS order
 MEV_TASKS = ("homo", "lumo", "zpve", "U0", "U", "H", "G")  # eV in PyG, reported in meV
 STL_BASELINES = (0.060, 0.156, 60.54, 51.22, 0.419, 3.08, 39.3, 42.9, 41.7, 43.1, 0.061)
 TEST_SIZE = VAL_SIZE = 10_000
-SOURCES = ("qm9pack", "pyg")
 
 
 def report_scale() -> torch.Tensor:
@@ -58,7 +58,7 @@ class QM9(Benchmark):
         scheduler_options={"factor": 0.7, "patience": 10, "min_lr": 1e-5},
     )
     data_options = (
-        HParam("source", str, "qm9pack", "qm9pack (the real QM9 from PyPI, converted offline) or pyg (a PyG QM9 root)", choices=SOURCES),
+        HParam("source", str, "qm9pack", "qm9pack (the real QM9 from PyPI, converted offline) or pyg (a PyG QM9 root)", choices=qm9_source.SOURCES),
         HParam("root", str, None, "PyG QM9 root directory (source pyg)"),
         HParam("cache_dir", str, None, "where converted molecules are cached (default ~/.cache/ntkmtl/qm9 or $NTKMTL_CACHE)"),
         HParam("split_seed", int, None, "seed of a fixed test/val/train permutation shared by every training seed "
@@ -83,9 +83,7 @@ class QM9(Benchmark):
     # -- data --------------------------------------------------------------------------------
     def check_data(self) -> None:
         """The source is readable (qm9pack's CSVs, or a PyG root); raises DataError otherwise."""
-        from ntkmtl.benchmarks import qm9_data
-
-        qm9_data.n_molecules(self.options["source"], self.options["root"])
+        qm9_source.n_molecules(self.options["source"], self.options["root"])
 
     def split_seed(self, seed: int) -> int:
         """The seed of the split a trial with training seed ``seed`` uses."""
@@ -93,9 +91,7 @@ class QM9(Benchmark):
 
     def split_positions(self, seed: int = 0) -> dict[str, np.ndarray]:
         """PyG positions of the train / val / test molecules of training seed ``seed``, after the subset options."""
-        from ntkmtl.benchmarks import qm9_data
-
-        n = qm9_data.n_molecules(self.options["source"], self.options["root"])
+        n = qm9_source.n_molecules(self.options["source"], self.options["root"])
         full = split_positions(n, self.split_seed(seed))
         return {s: full[s][: self.options[f"{s}_size"]] for s in ("train", "val", "test")}
 

@@ -11,14 +11,18 @@ A store is one directory of ``.npy`` files plus ``meta.json``:
 Edges of a molecule are all ordered pairs i ≠ j in row-major order, so edge_index is never
 stored: it is a function of n. Files are opened with ``mmap_mode='r'``: concurrent trials on a
 node share the page cache instead of each holding a copy. A store is written to a temporary
-directory and renamed into place, so a killed build never leaves a half-written store.
+directory and renamed into place, so a killed build never leaves a half-written store, and
+built under an exclusive file lock (``build_lock``), so concurrent trials on a node build once.
+Stores live under ``default_cache_dir()`` unless a caller names another folder.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +36,24 @@ ARRAYS = ("node_ptr", "edge_ptr", "x", "z", "pos", "edge_bond", "edge_dist", "y"
 FORMAT_VERSION = 1
 # Row b + 1 is the one-hot of bond type b; row 0 (no bond) is all zeros.
 _BOND_ONE_HOT = np.concatenate([np.zeros((1, N_BOND_TYPES), np.float32), np.eye(N_BOND_TYPES, dtype=np.float32)])
+
+
+def default_cache_dir() -> Path:
+    """``$NTKMTL_CACHE/qm9`` if set, else ``~/.cache/ntkmtl/qm9``."""
+    base = os.environ.get("NTKMTL_CACHE")
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "ntkmtl") / "qm9"
+
+
+@contextmanager
+def build_lock(path: Path):
+    """An exclusive lock next to ``path``: one process on the node builds, the others wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_store(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> Path:

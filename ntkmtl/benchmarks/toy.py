@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from ntkmtl.benchmarks.base import Benchmark, Metric, MultiTaskModel, TrainDefaults
-from ntkmtl.methods.base import HParam
+from ntkmtl.options import HParam
 
 N_FEATURES = 8
 HIDDEN = 64

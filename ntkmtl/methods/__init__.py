@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ntkmtl.methods.base import GradientMethod, HParam, LossWeightingMethod, WeightMethod
+from ntkmtl.methods.base import GradientMethod, LossWeightingMethod, WeightMethod
 from ntkmtl.methods.cagrad import CAGrad
 from ntkmtl.methods.consmtl import ConsMTL
 from ntkmtl.methods.dwa import DynamicWeightAverage
@@ -67,6 +67,6 @@ def describe_methods() -> str:
 
 
 __all__ = [
-    "METHODS", "GradientMethod", "HParam", "LossWeightingMethod", "WeightMethod",
+    "METHODS", "GradientMethod", "LossWeightingMethod", "WeightMethod",
     "chunk_slices", "describe_methods", "get_method", "method_class",
 ]

@@ -13,10 +13,11 @@ gap (``solvers.cagrad_weights``). An unconverged solve is counted in ``solver_fa
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.reference_solvers import cagrad_slsqp
 from ntkmtl.methods.solvers import as_numpy, cagrad_weights, report_failure
+from ntkmtl.options import HParam
 
 
 class CAGrad(GradientMethod):

@@ -13,9 +13,10 @@ the heads task by task, the same number of tensors per task, as in the reference
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.fairgrad import fair_update_weights
 from ntkmtl.methods.gradients import task_gradients, write_flat_gradient
+from ntkmtl.options import HParam
 
 CLIP_RATIO = 0.1  # the extra head gradient is clipped to this fraction of the head's own gradient
 

@@ -17,7 +17,8 @@ Weights from the rate at which each task's loss falls, with temperature T (``tem
 """
 import torch
 
-from ntkmtl.methods.base import HParam, LossWeightingMethod
+from ntkmtl.methods.base import LossWeightingMethod
+from ntkmtl.options import HParam
 
 
 class DynamicWeightAverage(LossWeightingMethod):

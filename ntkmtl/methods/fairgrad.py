@@ -11,9 +11,10 @@ a task's gradient is zero — is counted in ``solver_failures``.
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.solvers import fair_weights, report_failure
+from ntkmtl.options import HParam
 
 
 def fair_update_weights(method, grads, alpha, prior=None):

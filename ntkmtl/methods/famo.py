@@ -12,7 +12,8 @@ step plus one forward pass for the new losses.
 """
 import torch
 
-from ntkmtl.methods.base import HParam, LOG_EPS, LossWeightingMethod
+from ntkmtl.methods.base import LOG_EPS, LossWeightingMethod
+from ntkmtl.options import HParam
 
 
 class FAMO(LossWeightingMethod):

@@ -15,7 +15,8 @@ than tasks every task is its own group.
 import numpy as np
 import torch
 
-from ntkmtl.methods.base import HParam, LOG_EPS, LossWeightingMethod
+from ntkmtl.methods.base import LOG_EPS, LossWeightingMethod
+from ntkmtl.options import HParam
 
 
 def kmeans_1d(values: np.ndarray, n_groups: int) -> np.ndarray:

@@ -13,9 +13,10 @@ the heads get the gradient of Σ_k α_k L_k (``head_gradients: plain``: their pl
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.solvers import report_failure
+from ntkmtl.options import HParam
 
 NORM_EPS = 1e-12
 

@@ -15,10 +15,11 @@ As in the reference, the weighted loss Σ_k w_k L_k is back-propagated into the 
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.reference_solvers import min_norm_sener_koltun
 from ntkmtl.methods.solvers import as_numpy, min_norm_weights, report_failure
+from ntkmtl.options import HParam
 
 SOLVER = HParam("solver", str, "sener_koltun", "the min-norm solver: sener_koltun (MinNormSolver, as the "
                 "reference) or fista (accelerated projected gradient to a 1e-6 duality gap)",

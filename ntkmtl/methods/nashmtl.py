@@ -30,9 +30,10 @@ the formed update here.
 import numpy as np
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.solvers import as_numpy, nash_residual, nash_weights, report_failure
+from ntkmtl.options import HParam
 
 KKT_TOL = 1e-3
 

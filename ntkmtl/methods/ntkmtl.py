@@ -21,8 +21,9 @@ of a P × K buffer — bench/methods.py measures the difference).
 """
 import torch
 
-from ntkmtl.methods.base import CHUNKING, GradientMethod, HParam
+from ntkmtl.methods.base import CHUNKING, GradientMethod
 from ntkmtl.methods.gradients import chunk_slices, task_gradients
+from ntkmtl.options import HParam
 
 NTK_EXP = HParam("ntk_exp", float, 0.5, "exponent on the NTK eigenvalue ratio (paper: 0.5; try 0.5-1.0)", low=0.0, high=4.0)
 EPS = HParam(

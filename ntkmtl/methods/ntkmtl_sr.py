@@ -12,9 +12,10 @@ A model that hands each head its own view of z (``[z.view_as(z) for _ in heads]`
 the K views lets all K representation gradients come from one backward through the heads
 (``gradients.representation_chunk_norms``); with one shared z it takes K.
 """
-from ntkmtl.methods.base import CHUNKING, HParam, WeightMethod
+from ntkmtl.methods.base import CHUNKING, WeightMethod
 from ntkmtl.methods.gradients import chunk_slices, representation_chunk_norms
 from ntkmtl.methods.ntkmtl import EPS, NTK_EXP, ntk_weights
+from ntkmtl.options import HParam
 
 
 class NTKMTLSR(WeightMethod):

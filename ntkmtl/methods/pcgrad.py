@@ -19,9 +19,10 @@ import random
 import numpy as np
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.gradients import gramian
 from ntkmtl.methods.solvers import as_numpy
+from ntkmtl.options import HParam
 
 
 def pcgrad_coefficients(gram: np.ndarray, self_projection: bool = True) -> np.ndarray:

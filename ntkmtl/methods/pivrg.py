@@ -18,8 +18,9 @@ import math
 
 import torch
 
-from ntkmtl.methods.base import GradientMethod, HParam
+from ntkmtl.methods.base import GradientMethod
 from ntkmtl.methods.fairgrad import fair_update_weights
+from ntkmtl.options import HParam
 
 
 class PIVRG(GradientMethod):

@@ -5,7 +5,8 @@ losses by 0, which turns a NaN in an unused task into a NaN gradient; here only 
 """
 import torch
 
-from ntkmtl.methods.base import HParam, LossWeightingMethod
+from ntkmtl.methods.base import LossWeightingMethod
+from ntkmtl.options import HParam
 
 
 class STL(LossWeightingMethod):

@@ -24,8 +24,10 @@ import torch_geometric.transforms as T
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from ntkmtl.benchmarks import qm9_data, qm9_store
+from fixtures.reference_transforms import reference_complete
+from ntkmtl.benchmarks import qm9_build, qm9_source, qm9_store
 from ntkmtl.benchmarks.base import DataError
+from ntkmtl.benchmarks.qm9 import TARGET_COLUMNS
 from ntkmtl.benchmarks.qm9_convert import (
     ATOM_REFERENCE_EV,
     CONVERSION,
@@ -38,7 +40,8 @@ from ntkmtl.benchmarks.qm9_convert import (
     parse_coordinates,
     parse_elements,
 )
-from ntkmtl.benchmarks.qm9_data import REFERENCE_TARGETS, load_qm9, n_molecules, read_qm9pack, reference_complete
+from ntkmtl.benchmarks.qm9_data import load_qm9
+from ntkmtl.benchmarks.qm9_source import n_molecules, read_qm9pack
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "qm9"
 FIXTURE_INDICES = [1, 4, 105, 184, 214, 133885]  # QM9 indices of the fixture rows, in order
@@ -108,7 +111,7 @@ def test_methane_hand_checked_against_pyg_documented_values(graphs):
     assert methane.y.shape == (1, 19)
     assert methane.y[0].tolist() == pytest.approx(pyg_y0, abs=6e-5)
     # the reference experiment's 11 targets, e.g. HOMO = −0.3877 Ha = −10.5499 eV, U0_atom −17.1722 eV
-    assert methane.y[0, list(REFERENCE_TARGETS)].tolist() == pytest.approx(
+    assert methane.y[0, list(TARGET_COLUMNS)].tolist() == pytest.approx(
         [0.0, 13.21, -10.5499, 3.1865, 35.3641, 1.2177, -17.1722, -17.2868, -17.3897, -16.1519, 6.469], abs=6e-5)
     bonded = methane.edge_attr[:, :4].sum(1) == 1
     assert bonded.sum() == 8  # 4 C–H bonds, both directions
@@ -209,9 +212,9 @@ def test_subsets_keep_order_and_positions(graphs, tmp_path):
 
 
 def test_worker_processes_convert_exactly_as_in_process(graphs, tmp_path, monkeypatch):
-    monkeypatch.setattr(qm9_data, "_CHUNK", 2)  # 3 chunks of 2 molecules over a process pool
-    monkeypatch.setattr(qm9_data, "_PARALLEL_FROM", 1)
-    monkeypatch.setattr(qm9_data.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(qm9_build, "_CHUNK", 2)  # 3 chunks of 2 molecules over a process pool
+    monkeypatch.setattr(qm9_build, "_PARALLEL_FROM", 1)
+    monkeypatch.setattr(qm9_build.os, "cpu_count", lambda: 2)
     pooled = load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)
     for a, b in zip(pooled, graphs):
         assert all(torch.equal(a[f], b[f]) for f in ALL_FIELDS)
@@ -220,7 +223,7 @@ def test_worker_processes_convert_exactly_as_in_process(graphs, tmp_path, monkey
 
 def test_cache_round_trip_is_memory_mapped_and_never_reconverts(tmp_path, monkeypatch):
     first = load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)
-    monkeypatch.setattr(qm9_data, "_convert_chunk", lambda chunk: pytest.fail("converted again"))
+    monkeypatch.setattr(qm9_build, "_convert_chunk", lambda chunk: pytest.fail("converted again"))
     again = load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)
     subset = load_qm9(root=FIXTURE, cache_dir=tmp_path, indices=[5, 1], progress=False)  # served by the full store
     assert isinstance(again.store.edge_dist, np.memmap) and isinstance(again.store.x, np.memmap)
@@ -269,14 +272,14 @@ def test_stale_temporaries_of_killed_builds_are_removed(tmp_path):
 
 def test_concurrent_loads_build_once(tmp_path, monkeypatch):
     builds = []
-    real_build = qm9_data._build_from_qm9pack
+    real_build = qm9_build._build_from_qm9pack
 
     def counted(*args):
         builds.append(1)
         time.sleep(0.3)  # let the other thread reach the lock while this one builds
         return real_build(*args)
 
-    monkeypatch.setattr(qm9_data, "_build_from_qm9pack", counted)
+    monkeypatch.setattr(qm9_build, "_build_from_qm9pack", counted)
     results = []
     threads = [threading.Thread(target=lambda: results.append(load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)))
                for _ in range(2)]
@@ -291,7 +294,7 @@ def test_a_molecule_that_cannot_be_converted_is_named(tmp_path, monkeypatch):
     def fail(elements, coords):
         raise ValueError("no bonds")
 
-    monkeypatch.setattr(qm9_data, "convert_molecule", fail)
+    monkeypatch.setattr(qm9_build, "convert_molecule", fail)
     with pytest.raises(DataError, match=r"QM9 molecule 1 .*no bonds"):
         load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)
 
@@ -312,7 +315,7 @@ def test_n_molecules_counts_without_converting(tmp_path):
 def test_n_molecules_of_the_real_wheel():
     if importlib.util.find_spec("qm9pack") is None:
         pytest.skip("the qm9pack wheel is not installed")
-    assert n_molecules() == qm9_data.N_QM9 == 130_831
+    assert n_molecules() == qm9_source.N_QM9 == 130_831
 
 
 def test_the_real_wheel_positions_are_pyg_positions(graphs, tmp_path):
@@ -358,7 +361,7 @@ def test_missing_or_malformed_data_gives_one_data_error(tmp_path):
 
 
 def test_missing_packages_give_a_data_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(qm9_data.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(qm9_source.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match=r"(?s)qm9pack is not installed.*pip install"):
         load_qm9(cache_dir=tmp_path)
     monkeypatch.undo()
