@@ -15,6 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ntkmtl"
 LOWER_LAYERS = ("options", "methods", "benchmarks", "train")  # bottom first
+TRAIN_LAYER_MODULES = {"precision": "train"}  # top-level modules that serve the trainer
 
 
 def module_name(path: Path) -> str:
@@ -30,6 +31,7 @@ def layer(module: str) -> str:
     if module == "ntkmtl":
         return "root"
     top = module.split(".")[1]
+    top = TRAIN_LAYER_MODULES.get(top, top)
     return top if top in LOWER_LAYERS else "higher"
 
 
