@@ -5,7 +5,7 @@
 For every configuration C of a benchmark report and a baseline configuration B (``--baseline``,
 default: the sweep's ``ls`` configuration when it has exactly one), this module adds:
 
-- **Δm vs baseline** (``rel_delta_m_*``): the Δm formula (REFERENCE.md §3) with B's test metrics
+- **Δm vs baseline** (``rel_delta_m_*``): the Δm formula (docs/REFERENCE_FACTS.md §3) with B's test metrics
   in place of the STL values, Δm_B(C) = 100 · mean_j (−1)^{s_j} (M_j^C − M_j^B) / M_j^B, seed by
   seed over the seeds both used (C's seed s against B's seed s), then mean ± sample std over those
   seeds. With no seed in common it is computed for each of C's seeds against B's mean over its

@@ -22,7 +22,7 @@ The rules (docs/REPORT.md says the same for users):
 - Rows sorted by test Δm (lower is better, configurations without a usable trial last); the best
   mean of every column is marked (bold in Markdown, listed in the CSV's ``best_in``). Δm is lower
   is better; a metric's direction comes from the benchmark (see ``metric_directions``).
-- ``--paper`` appends the paper's published Δm (../shared/REFERENCE.md §1) as comparison rows,
+- ``--paper`` appends the paper's published Δm (docs/REFERENCE_FACTS.md §1) as comparison rows,
   which are never marked best.
 - ``--baseline CONFIG`` (default: the sweep's ``ls`` configuration) adds Δm against that
   configuration, the paired difference of test Δm with its 95 % t-interval, wins/losses per metric
@@ -47,7 +47,7 @@ STATUSES = ("completed", "stopped_early", "running", "diverged", "errored")
 IDENTITY_COLUMNS = ("sweep", "trial_id", "config_id", "benchmark", "method", "seed", "epoch", "status")
 DELTA_M = "delta_m"
 
-# The NTKMTL paper's headline test Δm% (mean, std or None), REFERENCE.md §1, for --paper.
+# The NTKMTL paper's headline test Δm% (mean, std or None), docs/REFERENCE_FACTS.md §1, for --paper.
 PAPER_DELTA_M: dict[str, dict[str, tuple[float, float | None]]] = {
     "nyuv2": {"ntkmtl": (-6.99, 0.38), "ntkmtl_sr": (-5.35, None), "fairgrad": (-4.66, None),
               "famo": (-4.10, None), "nashmtl": (-4.04, None), "ls": (5.59, None)},
@@ -301,7 +301,7 @@ def sort_and_mark(table: pd.DataFrame, metrics: list[tuple[str, bool | None]]) -
 
 
 def paper_rows(benchmark: str, hp_columns: list[str]) -> pd.DataFrame:
-    """The paper's published test Δm for this benchmark as table rows (REFERENCE.md §1)."""
+    """The paper's published test Δm for this benchmark as table rows (docs/REFERENCE_FACTS.md §1)."""
     records = []
     for method, (mean, std) in PAPER_DELTA_M.get(benchmark, {}).items():
         record = {"source": "paper", "method": method, "config_id": "", "hyperparameters": "",
