@@ -169,6 +169,7 @@ def plan_extension(cfg: SweepConfig) -> Extension:
     stop_after = _decided_epochs(trials, cfg.epochs)
 
     wanted = list(grid)
+    judged = judged_samples(cfg)
     history: dict[str, list[tuple[dict[str, Any], float]]] = {}
     new_samples: dict[str, int] = {}
     for method in (m for m in cfg.methods if m.ranges):
@@ -179,7 +180,8 @@ def plan_extension(cfg: SweepConfig) -> Extension:
             swept = {k: hparams[k] for k in (*method.ranges, *method.grid) if k in hparams}
             wanted += [TrialSpec(str(row["config_id"]), method.name, hparams, swept, seed, len(cfg.seeds), str(row["search"]))
                        for seed in cfg.seeds]
-        history[method.name] = _sample_means(rows, trials, samples, method, cfg)
+        history[method.name] = [(j["searched"], j["objective"]) for j in judged
+                                if j["method"] == method.name and math.isfinite(j["objective"])]
         new_samples[method.name] = max(0, cfg.search.samples - len(samples)) if cfg.search else 0
 
     run, reused = [], []
@@ -207,20 +209,26 @@ def _decided_epochs(trials: pd.DataFrame, epochs: int) -> dict[str, int]:
     return {str(c): int(min(epochs, g.max())) for c, g in used.groupby("config_id")["epochs_run"]}
 
 
-def _sample_means(rows: pd.DataFrame, trials: pd.DataFrame, samples: pd.DataFrame, method: Any,
-                  cfg: SweepConfig) -> list[tuple[dict[str, Any], float]]:
-    """(searched values, mean over used seeds of each seed's best scheduler metric) per existing
-    sample: what the search was told (``ntkmtl.sweep.search``), to continue it from there."""
+def judged_samples(cfg: SweepConfig) -> list[dict[str, Any]]:
+    """Every sample of the sweep's searches as its rows judge it: the mean over used seeds of each
+    seed's best scheduler metric (what ``ntkmtl.sweep.search`` tells Optuna), NaN with no used seed.
+    Read from the Parquet rows, so it does not depend on when Ray last saved the searcher."""
+    rows, trials = _rows(cfg)
+    if trials.empty or "search" not in trials:
+        return []
     metric, best = cfg.scheduler.metric, (min if cfg.scheduler.mode == "min" else max)
     out = []
-    for _, row in samples.iterrows():
-        used = trials[(trials["config_id"] == row["config_id"]) & trials["status"].isin(USED_STATUSES)]
-        values = [best(rows.loc[rows["trial_id"] == t, metric].dropna(), default=math.nan) for t in used["trial_id"]]
-        values = [v for v in values if math.isfinite(v)]
-        if values:
-            hparams = _hparams(row, row["method"], cfg.benchmark)
+    for method in (m for m in cfg.methods if m.ranges):
+        searched = trials[(trials["method"] == method.name) & trials["search"].notna()]
+        for cid, seeds in searched.groupby("config_id", sort=False):
+            used = seeds[seeds["status"].isin(USED_STATUSES)]
+            values = [best(rows.loc[rows["trial_id"] == t, metric].dropna(), default=math.nan) for t in used["trial_id"]]
+            values = [v for v in values if math.isfinite(v)]
+            hparams = _hparams(seeds.iloc[0], method.name, cfg.benchmark)
             params = {k: hparams[k] for k in (*method.ranges, *(k for k, v in method.grid.items() if len(v) > 1))}
-            out.append((params, sum(values) / len(values)))
+            out.append({"method": method.name, "config_id": str(cid), "hparams": hparams, "searched": params,
+                        "objective": sum(values) / len(values) if values else math.nan,
+                        "seeds_used": len(values), "metric": metric})
     return out
 
 

@@ -51,9 +51,9 @@ from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
 from ntkmtl.sweep.plan import (
     TrialSpec, build_plan, cluster_gpu_warning, expected_concurrency, hparam_kinds, local_resources,
 )
-from ntkmtl.sweep.extend import Extension, experiments, write_record
+from ntkmtl.sweep.extend import Extension, experiments, judged_samples, write_record
 from ntkmtl.sweep.orphans import drop_lost_trials
-from ntkmtl.sweep.search import build_searcher, format_search, load_summary
+from ntkmtl.sweep.search import build_searcher, format_search
 from ntkmtl.sweep.space import search_trials
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 from ntkmtl.sweep.storage import StorageLocation, check_storage
@@ -403,7 +403,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     wall = time.monotonic() - start
     table = format_summary(summarize(df, baseline), wall) if df is not None else "no results"
     errored = sum(1 for r in grid if r.error is not None)
-    search = format_search(load_summary(location.filesystem, location.join(name)), cfg.scheduler.mode) if cfg.search else ""
+    search = format_search(judged_samples(cfg), cfg.scheduler.mode) if cfg.search else ""
     return SweepOutcome(
         experiment_path=location.uri(name), output=cfg.output, trials=len(grid),
         rows=0 if df is None else len(df), errored=errored, unfinished=unfinished, wall_seconds=wall, table=table,

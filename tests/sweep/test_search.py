@@ -132,6 +132,9 @@ def test_seeded_search_of_6_samples_x_2_seeds_on_the_toy_benchmark(tmp_path):
     best = searched.groupby(["config_id", "seed"])["val_delta_m"].min().groupby("config_id").mean()
     told = {r["config_id"]: r["objective"] for r in load_summary(None, str(tmp_path / "ray" / "search"))}
     assert told.keys() == set(best.index) and all(told[c] == pytest.approx(best[c]) for c in told)
+    from ntkmtl.sweep.extend import judged_samples  # the final lines judge from the rows, as the searcher did
+    judged = {r["config_id"]: r["objective"] for r in judged_samples(cfg)}
+    assert judged.keys() == told.keys() and all(judged[c] == pytest.approx(told[c]) for c in told)
     # the table ranks samples on their mean; the search's best sample is the table's best val Δm
     table = build_benchmark_report(df, "toy").table.set_index("config_id")
     assert all(table.loc[c, "seeds"] == 2 and table.loc[c, "val_delta_m_mean"] == pytest.approx(best[c]) for c in told)
