@@ -36,9 +36,10 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import ray
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray import tune
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.result import AUTO_RESULT_KEYS, RESULT_DUPLICATE, SHOULD_CHECKPOINT
@@ -357,10 +358,13 @@ def _start_ray(address: str | None) -> None:
 
 
 def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1,
-              baseline: str | None = None, extension: Extension | None = None) -> SweepOutcome:
+              baseline: str | None = None, extension: Extension | None = None,
+              trainable: Callable[[dict[str, Any]], None] = run_trial) -> SweepOutcome:
     """Run (or resume) the sweep; return when every trial has ended. ``baseline``: the final
     table's comparison configuration (``ntkmtl.compare``; default ls). ``extension``: run only
-    what ``ntkmtl.sweep.extend.plan_extension`` planned, as a new Ray experiment."""
+    what ``ntkmtl.sweep.extend.plan_extension`` planned, as a new Ray experiment. ``trainable``:
+    the function each trial runs (``run_trial``; bench/driver_scale.py times the driver with a
+    synthetic one)."""
     start = time.monotonic()
     specs = extension.run if extension is not None else build_plan(cfg)
     names = extension.experiments if extension is not None else (experiments(cfg) if resume else [cfg.name])
@@ -386,7 +390,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
         if warning:
             print(warning, file=sys.stderr, flush=True)
     gpu = cfg.resources.gpu_for(cfg.benchmark, cluster_gpus)
-    trainable = tune.with_resources(run_trial, {"cpu": cfg.resources.cpu, "gpu": gpu})
+    trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpu, "gpu": gpu})
     if resume:
         drop_lost_trials(location, [n for n in names if experiment_exists(location, n)], cfg.name, cfg.output)
         tuner = tune.Tuner.restore(
@@ -450,7 +454,11 @@ def _new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension
         "benchmark": cfg.benchmark, "data": cfg.data, "train": cfg.train, "metric": cfg.scheduler.metric,
         "faults": faults, "threads": max(1, int(cfg.resources.cpu)),
     }
-    callbacks = [ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg))]
+    # Ray's CSV and JSON result logs stay (its analysis reads them); its TensorBoard logger does
+    # not: Parquet (and W&B) hold every epoch, and it cost ~8 ms of driver time per QM9-wide result.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    callbacks = [CSVLoggerCallback(), JsonLoggerCallback(),
+                 ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg))]
     if cfg.wandb.enabled:
         callbacks.append(wandb_callback(cfg))
     reporter = tune.CLIReporter(
