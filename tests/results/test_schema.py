@@ -37,7 +37,7 @@ def test_the_docs_column_table_is_the_schemas():
 
 def test_the_docs_status_table_names_every_status():
     rules = section(DOCS / "REPORT.md", "The rules")
-    documented = re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \|", rules, flags=re.M)
+    documented = re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)*) \|", rules, flags=re.MULTILINE)
     assert sorted(n.strip("` ") for row in documented for n in row.split(",")) == sorted(schema.STATUSES)
 
 
