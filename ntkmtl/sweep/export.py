@@ -7,13 +7,11 @@ drops the later rows (a trial resumed from an older checkpoint after the driver 
 re-runs them), so a resume or a retry never duplicates a row. The exporter reloads a trial's
 file the first time it sees the trial, so a restarted driver continues where the old one stopped.
 
-Columns (docs/DESIGN.md "Sweep → Parquet"), in order:
-``sweep, trial_id, config_id, benchmark, method, hp_<name>…`` (every hyperparameter of the
-sweep's methods, null where a method has no such hyperparameter), ``seed, epoch, status`` (the
-trial's latest status, on every row: running, completed, stopped_early, diverged, errored), then
-every key of the trainer's epoch record: ``train_loss_<task>``, ``val_<metric>``,
-``test_<metric>``, ``val_delta_m``, ``test_delta_m``, ``weight_<task>``, ``method_<key>``, ``lr``,
-``epoch_seconds``, ``samples_per_second``, and the ``node_id`` and ``hostname`` that ran the epoch.
+Columns: ``ntkmtl.results.schema`` declares each one (name, Arrow type, meaning; docs/SWEEP.md
+"Results schema" is its table): the identity columns ``sweep, trial_id, config_id, benchmark,
+method, hp_<name>…`` (every hyperparameter of the sweep's methods, null where a method has no
+such hyperparameter), ``seed, epoch, status`` (the trial's latest status, on every row), then
+every key of the epoch record in the order it first appears, typed by its declaration.
 
 Read with ``read_results(path)`` (pandas), ``pyarrow.parquet.read_table(path)`` or DuckDB:
 ``SELECT * FROM read_parquet('<output>/*.parquet', union_by_name=true)``.
@@ -28,10 +26,8 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-IDENTITY_COLUMNS = ("sweep", "trial_id", "config_id", "benchmark", "method")
-STATUSES = ("running", "completed", "stopped_early", "diverged", "errored")
-FINAL_STATUSES = STATUSES[1:]
-_ARROW_TYPES = {float: pa.float64(), int: pa.int64(), bool: pa.bool_(), str: pa.string()}
+from ntkmtl.results import schema
+from ntkmtl.results.schema import FINAL_STATUSES as FINAL_STATUSES  # the sweep driver's import
 
 
 def final_status(last_record_status: str | None, ended_by: str) -> str:
@@ -118,16 +114,8 @@ class ParquetExporter:
         os.replace(tmp, path)
 
     def _schema(self, rows: list[dict[str, Any]]) -> pa.Schema:
-        fields = [pa.field(name, pa.string()) for name in IDENTITY_COLUMNS]
-        fields += [pa.field(f"hp_{n}", _ARROW_TYPES.get(k, pa.string())) for n, k in self.hparam_kinds.items()]
-        fields += [pa.field("seed", pa.int64()), pa.field("epoch", pa.int64()), pa.field("status", pa.string())]
-        known = {f.name for f in fields}
-        for row in rows:
-            for key, value in row.items():
-                if key not in known:
-                    known.add(key)
-                    fields.append(pa.field(key, pa.string() if isinstance(value, str) else pa.float64()))
-        return pa.schema(fields)
+        fields = schema.arrow_fields(self.hparam_kinds, rows)
+        return pa.schema([pa.field(name, pa.type_for_alias(dtype)) for name, dtype in fields])
 
 
 def result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -162,6 +150,6 @@ def read_results(paths: str | os.PathLike | Iterable[str | os.PathLike]):
         return pq.read_table(files[0]).to_pandas()
     df = pd.concat(frames, ignore_index=True, sort=False)
     hps = sorted(c for c in df.columns if c.startswith("hp_"))
-    leading = [c for c in (*IDENTITY_COLUMNS, *hps, "seed", "epoch", "status") if c in df.columns]
+    leading = [c for c in schema.leading_columns(hps) if c in df.columns]
     rest = [c for c in df.columns if c not in leading]
     return df[leading + rest].sort_values(["sweep", "trial_id", "epoch"], ignore_index=True)
