@@ -147,9 +147,10 @@ class SeedAwareASHA(FIFOScheduler):
             if (trial.status == RayTrial.PAUSED and trial_key(trial) not in self._to_stop
                     and self.halving.is_released(trial_key(trial))):
                 return trial
-        for trial in tune_controller.get_trials():
-            if trial.status != RayTrial.PENDING:
-                continue
+        # in creation order (Ray requeues restored trials by their last result time): a resumed
+        # sweep starts its trials in the order the uninterrupted one does
+        for trial in sorted((t for t in tune_controller.get_trials() if t.status == RayTrial.PENDING),
+                            key=lambda t: t.trial_id):
             state = self._restored_state(trial) if trial_key(trial) in self.halving.config_of else None
             if state == "stop":
                 tune_controller.stop_trial(trial)
