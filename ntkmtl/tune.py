@@ -79,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             cpus, gpus = local_resources()
             print(dry_run_table(cfg, specs, cpus, gpus))
-            try:
-                check_benchmark_data(cfg)
-            except ValueError as error:  # the plan is still worth seeing (costs) before the data exists
-                print(f"\nwarning: a real run would stop here: {error}")
+            from ntkmtl.sweep.output_dir import check_output
+
+            for check in (check_benchmark_data, lambda cfg: check_output(cfg.output)):
+                try:
+                    check(cfg)
+                except ValueError as error:  # the plan is still worth seeing (costs) before the data exists
+                    print(f"\nwarning: a real run would stop here: {error}")
             return 0
         check_benchmark_data(cfg)
         from ntkmtl.sweep.tune import run_sweep

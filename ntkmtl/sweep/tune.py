@@ -53,6 +53,7 @@ from ntkmtl.sweep.plan import (
 )
 from ntkmtl.sweep.extend import Extension, experiments, judged_samples, write_record
 from ntkmtl.sweep.orphans import drop_lost_trials
+from ntkmtl.sweep.output_dir import check_output
 from ntkmtl.sweep.search import build_searcher, format_search
 from ntkmtl.sweep.space import search_trials
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
@@ -366,6 +367,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     names = extension.experiments if extension is not None else (experiments(cfg) if resume else [cfg.name])
     name = names[-1]  # the Ray experiment this call runs: the sweep's own, or its newest extension
     faults = [asdict(f) for f in parse_faults(os.environ.get(INJECT_ENV))]
+    check_output(cfg.output)  # before Ray: read-only, a file, a full disk (output_dir.py)
     location = check_storage(cfg.storage, multi_node=False) if address is None else None
     if location is not None:
         _check_resume(location, name, resume)
