@@ -45,6 +45,7 @@ from ray.tune.result import AUTO_RESULT_KEYS, RESULT_DUPLICATE, SHOULD_CHECKPOIN
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from ntkmtl.benchmarks import Benchmark, get_benchmark
+from ntkmtl.sweep import secrets
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
@@ -321,6 +322,10 @@ def wandb_callback(cfg: SweepConfig):
             )
             self._start_logging_actor(trial, exclude, **kwargs)
 
+        def _start_logging_actor(self, trial, exclude_results, **kwargs):  # without WANDB_API_KEY in its runtime env
+            self._remote_logger_class = self._remote_logger_class or secrets.wandb_logging_actor(self)
+            super()._start_logging_actor(trial, exclude_results, **kwargs)
+
     wandb_settings.prepare_environment(cfg.wandb)
     kwargs = wandb_settings.init_kwargs(cfg.wandb, cfg.name)
     return NtkmtlWandbCallback(excludes=sorted(RAY_RESULT_KEYS - {"done"}), **kwargs)
@@ -377,6 +382,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     _prepare_data(cfg)
     _start_ray(address)
+    secrets.keep_out_of_ray(address, cfg.wandb.enabled)  # no credential in Ray's runtime envs (secrets.py)
     if location is None:
         multi_node = sum(1 for node in ray.nodes() if node.get("Alive")) > 1
         location = check_storage(cfg.storage, multi_node=multi_node)
