@@ -45,7 +45,7 @@ from ray.tune.result import AUTO_RESULT_KEYS, RESULT_DUPLICATE, SHOULD_CHECKPOIN
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from ntkmtl.benchmarks import Benchmark, get_benchmark
-from ntkmtl.sweep import secrets
+from ntkmtl.sweep import interrupt, secrets
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
@@ -383,6 +383,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     _prepare_data(cfg)
     _start_ray(address)
     secrets.keep_out_of_ray(address, cfg.wandb.enabled)  # no credential in Ray's runtime envs (secrets.py)
+    interrupt.rearm()  # ray.init took SIGTERM over; the CLI's handler stops cleanly (interrupt.py)
     if location is None:
         multi_node = sum(1 for node in ray.nodes() if node.get("Alive")) > 1
         location = check_storage(cfg.storage, multi_node=multi_node)
