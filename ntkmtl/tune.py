@@ -56,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(build_parser().parse_args(argv))
+    finally:
+        interrupt.disarm()  # SIGTERM as it was before the sweep (main may run inside a larger program)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Validate, plan and run (or --dry-run, --extend) the sweep ``args`` name; the exit status."""
     from ntkmtl.sweep.config import check_benchmark_data, load_config
     from ntkmtl.sweep.plan import build_plan, dry_run_table, local_resources
 

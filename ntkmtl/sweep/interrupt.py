@@ -9,7 +9,7 @@ whatever SIGINT would do now: during ``Tuner.fit`` Tune's handler (stop cleanly,
 experiment state), otherwise ``KeyboardInterrupt``. ``ray.init`` replaces SIGTERM handlers, so
 ``rearm()`` (called by ``ntkmtl/sweep/tune.py`` right after Ray starts) installs it again; it
 does nothing unless ``arm()`` was called, so library users keep their own handlers.
-``exit_code()`` is the shell's convention for the stopping signal: 143 after SIGTERM, else 130.
+``disarm()`` restores the handler ``arm()`` found. ``exit_code()`` is the shell's convention for the stopping signal: 143 after SIGTERM, else 130.
 """
 from __future__ import annotations
 
@@ -18,13 +18,24 @@ import threading
 
 received: int | None = None  # SIGTERM once it arrived
 _armed = False
+_previous = None  # the SIGTERM handler before arm(), restored by disarm()
 
 
 def arm() -> None:
     """Handle SIGTERM like SIGINT in this process from now on (and after ``ray.init``)."""
-    global _armed, received
+    global _armed, received, _previous
+    if not _armed and threading.current_thread() is threading.main_thread():
+        _previous = signal.getsignal(signal.SIGTERM)
     _armed, received = True, None
     _install()
+
+
+def disarm() -> None:
+    """Give SIGTERM back the handler it had before ``arm()`` (the CLI does when it returns)."""
+    global _armed
+    if _armed and _previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _previous)
+    _armed = False
 
 
 def rearm() -> None:

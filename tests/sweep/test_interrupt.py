@@ -54,6 +54,19 @@ def test_sigterm_does_what_sigint_does_and_sets_exit_143(sigterm_handler):
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(1)
+    interrupt.disarm()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # what arm() found
+
+
+def test_the_cli_leaves_sigterm_as_it_found_it(sigterm_handler, tmp_path):
+    from ntkmtl.tune import main
+
+    mine = lambda signum, frame: None  # noqa: E731
+    signal.signal(signal.SIGTERM, mine)
+    (tmp_path / "out").write_text("a file where the output should go")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"benchmark": "toy", "seeds": [0], "methods": {"ls": {}}, "output": str(tmp_path / "out")}))
+    assert main([str(config)]) == 2 and signal.getsignal(signal.SIGTERM) is mine
 
 
 def test_the_restore_hint_and_not_started_trials_warning_are_dropped_other_warnings_kept(caplog, monkeypatch):
