@@ -12,6 +12,7 @@ import sys
 
 from ntkmtl.benchmarks import describe_benchmarks
 from ntkmtl.methods import describe_methods
+from ntkmtl.sweep import interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(build_parser().parse_args(argv))
+    finally:
+        interrupt.disarm()  # SIGTERM as it was before the sweep (main may run inside a larger program)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Validate, plan and run (or --dry-run, --extend) the sweep ``args`` name; the exit status."""
     from ntkmtl.sweep.config import check_benchmark_data, load_config
     from ntkmtl.sweep.plan import build_plan, dry_run_table, local_resources
 
@@ -79,38 +87,62 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             cpus, gpus = local_resources()
             print(dry_run_table(cfg, specs, cpus, gpus))
-            try:
-                check_benchmark_data(cfg)
-            except ValueError as error:  # the plan is still worth seeing (costs) before the data exists
-                print(f"\nwarning: a real run would stop here: {error}")
+            from ntkmtl.sweep.output_dir import check_output
+
+            for check in (check_benchmark_data, lambda cfg: check_output(cfg.output)):
+                try:
+                    check(cfg)
+                except ValueError as error:  # the plan is still worth seeing (costs) before the data exists
+                    print(f"\nwarning: a real run would stop here: {error}")
             return 0
         check_benchmark_data(cfg)
+        interrupt.arm()  # SIGTERM stops like Ctrl-C: state saved, exit 143, continue with --resume
+        from ntkmtl.sweep.ray_logs import quiet_for_cli
         from ntkmtl.sweep.tune import run_sweep
 
+        quiet_for_cli()  # no Tuner.restore hint, no traceback for an already deleted checkpoint
         outcome = run_sweep(cfg, resume=args.resume, address=args.address, baseline=args.baseline, extension=extension)
     except ValueError as error:  # ConfigError, StorageError, SweepError, DataError, ExtendError
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: continue with --resume", file=sys.stderr)
-        return 130
+        return interrupt.exit_code()
     print()
     print(outcome.table)
     if outcome.search:
         print(outcome.search)
+    with_rows, running = trial_counts(outcome.output)
+    not_started = max(0, outcome.unfinished - running)  # unfinished trials that never reported an epoch
+    waiting = f"; {not_started} trial(s) not started yet" if not_started else ""
     if extension is not None:
-        print(f"{outcome.rows} rows in {outcome.output}: this extension ran {outcome.trials} trials and reused "
-              f"{len(extension.reused)} (read with ntkmtl.sweep.export.read_results)")
+        print(f"{outcome.rows} rows in {outcome.output}: this extension ran {outcome.trials - not_started} trials and "
+              f"reused {len(extension.reused)}{waiting} (read with ntkmtl.sweep.export.read_results)")
     else:
-        print(f"{outcome.rows} rows from {outcome.trials} trials in {outcome.output} (read with ntkmtl.sweep.export.read_results)")
+        print(f"{outcome.rows} rows from {with_rows} trials in {outcome.output}{waiting} "
+              "(read with ntkmtl.sweep.export.read_results)")
     print(f"Ray experiment: {outcome.experiment_path}")
     if outcome.unfinished:
-        print(f"interrupted: {outcome.unfinished} trial(s) unfinished; continue with --resume", file=sys.stderr)
-        return 130
+        started = f"{outcome.unfinished - not_started} trial(s) unfinished" if outcome.unfinished > not_started else ""
+        parts = " and ".join(p for p in (started, f"{not_started} not started" if not_started else "") if p)
+        print(f"interrupted: {parts}; continue with --resume", file=sys.stderr)
+        return interrupt.exit_code()
     if outcome.errored:
         print(f"{outcome.errored} trial(s) errored; see the Ray experiment directory for their tracebacks", file=sys.stderr)
         return 1
     return 0
+
+
+def trial_counts(output: str) -> tuple[int, int]:
+    """(trials with rows, of them still ``running``) in the output: the counts the summary shows."""
+    from pathlib import Path
+
+    if not any(Path(output).expanduser().glob("*.parquet")):
+        return 0, 0
+    from ntkmtl.sweep.export import read_results
+
+    df = read_results(output)
+    return df["trial_id"].nunique(), df.loc[df["status"] == "running", "trial_id"].nunique()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, RESULT_DUPLICATE, SHOULD_CHECKPOINT
 
 from ntkmtl.sweep import storefiles
+from ntkmtl.sweep import secrets
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import ParquetExporter
@@ -91,6 +92,10 @@ def wandb_callback(cfg: SweepConfig):
                 allow_val_change=True, config=config, **self.kwargs,
             )
             self._start_logging_actor(trial, exclude, **kwargs)
+
+        def _start_logging_actor(self, trial, exclude_results, **kwargs):  # without WANDB_API_KEY in its runtime env
+            self._remote_logger_class = self._remote_logger_class or secrets.wandb_logging_actor(self)
+            super()._start_logging_actor(trial, exclude_results, **kwargs)
 
     wandb_settings.prepare_environment(cfg.wandb)
     kwargs = wandb_settings.init_kwargs(cfg.wandb, cfg.name)

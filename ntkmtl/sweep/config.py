@@ -42,6 +42,8 @@ from ntkmtl.benchmarks import BENCHMARKS, DataError, benchmark_class, get_benchm
 from ntkmtl.methods import METHODS, method_class
 from ntkmtl.methods.gradients import TASK_GRADIENT_MODES
 from ntkmtl.precision import PRECISIONS, precision_conflict
+from ntkmtl.sweep import strict_yaml
+from ntkmtl.sweep.limits import SEED_MAX, name_problem, path_problem, shortened
 from ntkmtl.sweep.space import Range, SearchSettings, parse_range, parse_search
 from ntkmtl.sweep.storage import parse_storage
 from ntkmtl.sweep.wandb import api_key_present
@@ -146,8 +148,10 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None, che
     if not path.is_file():
         raise ConfigError(f"{source}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
+        raw = strict_yaml.load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:  # a DuplicateKeyError too: "line 9: key 'ls' is given twice …"
+        if isinstance(error, strict_yaml.DuplicateKeyError):
+            raise ConfigError(f"{source}: {error}") from None
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
     if raw is None:
         raw = {}
@@ -165,7 +169,9 @@ def apply_override(raw: dict[str, Any], item: str, source: str = "--set") -> Non
     if not sep or not key.strip():
         raise ConfigError(f"{source}: --set {item!r} is not of the form key=value (e.g. train.epochs=3)")
     try:
-        value = yaml.safe_load(text)
+        value = strict_yaml.load(text)
+    except strict_yaml.DuplicateKeyError as error:
+        raise ConfigError(f"{source}: --set {item!r}: {error}") from None
     except yaml.YAMLError:
         value = text
     parts = key.strip().split(".")
@@ -190,6 +196,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     name = c.string("name", raw.get("name", "sweep"))
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         c.fail("name", name, "may contain only letters, digits, '-', '_' and '.' (it names directories)")
+    if name_problem(name):
+        c.fail("name", shortened(name), name_problem(name))
 
     benchmark_name = raw["benchmark"]
     if not isinstance(benchmark_name, str) or benchmark_name not in BENCHMARKS:
@@ -212,10 +220,14 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     scheduler = _parse_scheduler(c, raw.get("scheduler") or {}, benchmark, epochs)
     storage = raw.get("storage")
     try:
-        parse_storage(storage)
+        location = parse_storage(storage)
     except ValueError as error:
         c.fail("storage", storage, str(error))
     output = c.string("output", raw.get("output", f"results/{name}"))
+    local_paths = {"output": output, "storage": location.path if location.filesystem is None else None}
+    for key, where in local_paths.items():
+        if where is not None and path_problem(where):
+            c.fail(key, shortened(where), path_problem(where))
     max_failures = c.integer("max_failures", raw.get("max_failures", 1), low=0)
     max_concurrent = c.integer("max_concurrent", raw.get("max_concurrent", 0), low=0)
     wandb = _parse_wandb(c, raw.get("wandb") or {})
@@ -277,7 +289,8 @@ def _parse_seeds(c: "_Checker", raw: Any) -> tuple[int, ...]:
         c.fail("seeds", raw, "must be a list of integers, e.g. [0, 1, 2]")
     if not raw:
         c.fail("seeds", raw, "is empty: give at least one seed")
-    seeds = tuple(c.integer(f"seeds[{i}]", s, low=0) for i, s in enumerate(raw))
+    rng = " (2**32 - 1: numpy's random.seed, which every trial calls, accepts no larger seed)"
+    seeds = tuple(c.integer(f"seeds[{i}]", s, low=0, high=SEED_MAX, why=rng) for i, s in enumerate(raw))
     duplicates = sorted({s for s in seeds if seeds.count(s) > 1})
     if duplicates:
         c.fail("seeds", raw, f"lists seed {duplicates[0]} more than once")
@@ -416,7 +429,7 @@ class _Checker:
             self.fail(path, value, f"is not valid{_did_you_mean(value, valid)}; valid: {', '.join(map(str, valid))}")
         return value
 
-    def integer(self, path: str, value: Any, low: int | None = None) -> int:
+    def integer(self, path: str, value: Any, low: int | None = None, high: int | None = None, why: str = "") -> int:
         whole = (
             not isinstance(value, bool) and isinstance(value, (int, float))
             and math.isfinite(value) and float(value) == int(value)
@@ -426,6 +439,8 @@ class _Checker:
         value = int(value)
         if low is not None and value < low:
             self.fail(path, value, f"must be an integer >= {low}")
+        if high is not None and value > high:
+            self.fail(path, value, f"must be an integer from {low} to {high}{why}")
         return value
 
     def number(self, path: str, value: Any, low: float | None = None, low_open: bool = False) -> float:

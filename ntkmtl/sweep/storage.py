@@ -34,7 +34,8 @@ Functions (none of them imports Ray):
     cause: missing bucket, no credentials, read-only directory); and with ``multi_node=True`` a
     node-local path is rejected, a path being shared when it is on a network or cluster
     filesystem (NFS, Lustre, GPFS, CephFS, BeeGFS, a FUSE bucket mount…) or marked
-    ``shared: true``. Give the returned location, not the parsed one, to ``RunConfig``.
+    ``shared: true``. A local path needs ``output_dir.MIN_FREE_BYTES`` free. Give the returned
+    location, not the parsed one, to ``RunConfig``.
 
 ``mount_of(path) -> (mount point, filesystem type)``
     The mount holding ``path`` (or its nearest existing ancestor), from ``/proc/mounts``.
@@ -51,6 +52,8 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import pyarrow.fs
+
+from ntkmtl.sweep.output_dir import free_space_problem
 
 DEFAULT_STORAGE = "~/ray_results"
 """Ray Tune's own default ``storage_path``: fine on one machine, wrong on a cluster."""
@@ -164,6 +167,8 @@ def check_storage(
                     f"storage: {{path: {location.path}, shared: true}}."
                 )
     _probe(location)
+    if location.filesystem is None and free_space_problem(location.path):
+        raise StorageError(f"storage {location.path!r}: {free_space_problem(location.path)}; free some space or choose another storage")
     return location
 
 

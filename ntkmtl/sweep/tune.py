@@ -30,7 +30,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray import tune
 
 from ntkmtl.benchmarks import get_benchmark
-from ntkmtl.sweep import storefiles
+from ntkmtl.sweep import interrupt, secrets, storefiles
 from ntkmtl.sweep.callbacks import ParquetCallback, record_of, wandb_callback
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
@@ -38,6 +38,7 @@ from ntkmtl.sweep.extend import Extension, experiments, judged_samples, read_rec
 from ntkmtl.sweep.faults import INJECT_ENV, parse_faults
 from ntkmtl.sweep.identity import DriverLock, SweepError, check_output_owner, check_resume_identity, write_identity
 from ntkmtl.sweep.orphans import drop_lost_trials
+from ntkmtl.sweep.output_dir import check_output
 from ntkmtl.sweep.plan import (
     TrialSpec, build_plan, cluster_gpu_warning, expected_concurrency, hparam_kinds, local_resources,
 )
@@ -96,6 +97,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
     names = extension.experiments if extension is not None else (experiments(cfg) if resume else [cfg.name])
     name = names[-1]  # the Ray experiment this call runs: the sweep's own, or its newest extension
     faults = [asdict(f) for f in parse_faults(os.environ.get(INJECT_ENV))]
+    check_output(cfg.output)  # before Ray: read-only, a file, a full disk (output_dir.py)
     location = check_storage(cfg.storage, multi_node=False) if address is None else None
     lock = None
     try:
@@ -107,6 +109,8 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         _prepare_data(cfg)
         _start_ray(address)
+        secrets.keep_out_of_ray(address, cfg.wandb.enabled)  # no credential in Ray's runtime envs (secrets.py)
+        interrupt.rearm()  # ray.init took SIGTERM over; the CLI's handler stops cleanly (interrupt.py)
         if location is None:
             multi_node = sum(1 for node in ray.nodes() if node.get("Alive")) > 1
             location = check_storage(cfg.storage, multi_node=multi_node)
