@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ntkmtl.methods.base import GradientMethod, LossWeightingMethod, WeightMethod
+from ntkmtl.methods.contract import Requirements, StepResult
 from ntkmtl.methods.cagrad import CAGrad
 from ntkmtl.methods.consmtl import ConsMTL
 from ntkmtl.methods.dwa import DynamicWeightAverage
@@ -16,6 +17,7 @@ from ntkmtl.methods.famo import FAMO
 from ntkmtl.methods.go4align import GO4Align
 from ntkmtl.methods.gradients import chunk_slices
 from ntkmtl.methods.graddrop import GradDrop
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.imtl import IMTLG
 from ntkmtl.methods.log_cagrad import LogCAGrad
 from ntkmtl.methods.log_imtl import LogIMTLG
@@ -56,17 +58,18 @@ def get_method(name: str, n_tasks: int, device: Any = None, **hparams: Any) -> W
 
 
 def describe_methods() -> str:
-    """One block per method: name, what it needs, its paper and hyperparameters (for --help)."""
+    """One block per method: name, what the trainer computes for it, its paper and hyperparameters (for --help)."""
     lines = []
     for name in sorted(METHODS):
         cls = METHODS[name]
-        lines.append(f"{name}  [{cls.needs}]  {cls.paper}")
+        needs = cls(n_tasks=2).requirements.describe()  # with the default hyperparameters
+        lines.append(f"{name}  [{needs}]  {cls.paper}")
         for h in cls.all_hparams():
             lines.append(f"    {h.name} = {h.default!r}  ({h.valid_range()}): {h.help}")
     return "\n".join(lines)
 
 
 __all__ = [
-    "METHODS", "GradientMethod", "LossWeightingMethod", "WeightMethod",
+    "METHODS", "GradientMethod", "GramianMethod", "LossWeightingMethod", "Requirements", "StepResult", "WeightMethod",
     "chunk_slices", "describe_methods", "get_method", "method_class",
 ]
