@@ -14,7 +14,7 @@ from ntkmtl.benchmarks.toy import Toy
 
 from ntkmtl.methods import METHODS, Requirements
 from ntkmtl.methods.base import LossWeightingMethod
-from ntkmtl.options import HParam
+from ntkmtl.options import HParam, load_yaml
 from ntkmtl.train import TRAIN_SETTINGS, Trial, TrialConfig, main, parse_value
 
 TIMING_KEYS = ("epoch_seconds", "samples_per_second")
@@ -244,6 +244,9 @@ def test_parse_value_reads_what_people_write():
     texts = ("3", "1e-3", "2.5E-3", ".5", "0.5", "TRUE", "null", "[0, 1]", "qm9pack", "none", "-1e3")
     assert [parse_value(v) for v in texts] == [3, 1e-3, 2.5e-3, 0.5, 0.5, True, None, [0, 1], "qm9pack", "none", -1000.0]
     assert all(type(parse_value(v)) is float for v in ("1e-3", "2.5E-3", ".5", "1E5"))
+    # the same reader for YAML files (the sweep config): lr: 1e-4 is a number, not the string '1e-4'
+    assert load_yaml("train: {lr: 1e-4, method_lr: 2.5E-3}\nseeds: [0, 1]\nflag: true") == {
+        "train": {"lr": 1e-4, "method_lr": 2.5e-3}, "seeds": [0, 1], "flag": True}
 
 
 def test_trial_config_fields_are_the_declared_settings():
