@@ -11,7 +11,8 @@ REFERENCE_NAMES = [
 
 
 def test_all_22_names_registered():
-    assert sorted(METHODS) == sorted(REFERENCE_NAMES + ["ntkmtl_sr"])
+    """The reference's 21 names and NTKMTL-SR; a method added later registers itself next to them."""
+    assert set(REFERENCE_NAMES + ["ntkmtl_sr"]) <= set(METHODS)
     for name, cls in METHODS.items():
         assert cls.name == name and cls.paper and cls.__module__.endswith(name)
         assert isinstance(cls.requires, Requirements)
