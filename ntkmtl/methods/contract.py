@@ -96,9 +96,9 @@ class StepResult:
             elif isinstance(value, torch.Tensor) and value.dim() == 1 and value.numel() == n_tasks:
                 values[name] = value.detach()
             else:
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                what = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                 raise ValueError(
-                    f"{owner}: step value {name!r} of shape {shape} cannot be logged; "
+                    f"{owner}: step value {name!r} of shape {what} cannot be logged; "
                     f"give a number or a per-task vector of shape [{n_tasks}]"
                 )
         return StepResult(self.weights.detach(), values)

@@ -13,6 +13,8 @@ duality gap (``solvers.min_norm_weights``). The Frank–Wolfe duality gap of the
 As in the reference, the weighted loss Σ_k w_k L_k is back-propagated into the heads too
 (``head_gradients: plain`` gives them the plain ∇L_k instead).
 """
+from typing import ClassVar
+
 import torch
 
 from ntkmtl.methods.contract import StepResult
@@ -47,7 +49,7 @@ class MGDA(GramianMethod):
     paper = "Sener & Koltun, Multi-Task Learning as Multi-Objective Optimization, NeurIPS 2018"
     objective_heads = True
     hparams = (SOLVER,)
-    k_scaling = "weights"
+    k_scaling: ClassVar[str | None] = "weights"
 
     def gramian_weights(self, gram, losses):
         x, info = min_norm_point(gram, self.solver, self.name)
