@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides, check_data=False)
         specs = build_plan(cfg)
         if args.baseline and args.baseline.split()[0] not in {m.name for m in cfg.methods if m.ranges}:
-            from ntkmtl.compare import check_baseline
+            from ntkmtl.results.baseline import check_baseline
 
             check_baseline([(s.config_id, s.method, s.hparams) for s in specs], args.baseline)
         extension = None

@@ -1,4 +1,4 @@
-"""Comparison statistics (ntkmtl.compare) on a hand-built Parquet data set, every value by hand.
+"""Comparison statistics (ntkmtl.results: stats, baseline, compare_text) on hand-built rows, every value by hand.
 
 Benchmark "toy", metrics ``acc`` (higher is better) and ``err`` (lower is better). Test values at
 each trial's selected epoch (dyadic numbers, so equal means are exactly equal):
@@ -23,7 +23,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntkmtl import compare, report
+from ntkmtl import report
+from ntkmtl.results import compare_text, select, stats
+from ntkmtl.results.baseline import Baseline
+from ntkmtl.results.errors import ReportError
+from ntkmtl.results.table import BenchmarkReport, build_benchmark_report
 from ntkmtl.sweep.summary import format_summary, summarize
 
 NAN = math.nan
@@ -64,9 +68,8 @@ def results_frame(trials=TRIALS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build(df=None, **options) -> report.BenchmarkReport:
-    return report.build_benchmark_report(results_frame() if df is None else df, "toy", declared=dict(DECLARED),
-                                         **options)
+def build(df=None, **options) -> BenchmarkReport:
+    return build_benchmark_report(results_frame() if df is None else df, "toy", declared=dict(DECLARED), **options)
 
 
 def rows(table: pd.DataFrame) -> dict[str, pd.Series]:
@@ -86,7 +89,7 @@ def interval(d: list[float], dof: int) -> tuple[float, float, float]:
 
 def test_default_baseline_is_the_single_ls_configuration():
     result = build()
-    assert result.baseline == compare.Baseline("ls-max_norm=0.0", "ls max_norm=0", "ls")
+    assert result.baseline == Baseline("ls-max_norm=0.0", "ls max_norm=0", "ls")
     assert list(result.table["method"]) == ["ntkmtl", "famo", "ls", "uw"]  # still sorted by test Δm
 
 
@@ -120,21 +123,21 @@ def test_paired_difference_and_its_t_interval():
     assert (famo["paired_diff_mean"], famo["paired_diff_low"], famo["paired_diff_high"]) == pytest.approx((mean, low, high))
     assert (low, high) == pytest.approx((1 - 12.706204736174707, 1 + 12.706204736174707))
     uw = table["uw"]
-    assert uw["paired_n"] == 0 and math.isnan(uw["paired_diff_mean"]) and compare.interval_text(uw) == "n/a"
+    assert uw["paired_n"] == 0 and math.isnan(uw["paired_diff_mean"]) and compare_text.interval_text(uw) == "n/a"
     one = results_frame([t for t in TRIALS if not (t[0] in ("ntkmtl",) and t[2] > 0)])
     single = rows(build(one).table)["ntkmtl"]
     assert single["paired_diff_mean"] == -3 and math.isnan(single["paired_diff_low"])
-    assert compare.interval_text(single) == "-3.00 [n/a]"  # one common seed: no interval
+    assert compare_text.interval_text(single) == "-3.00 [n/a]"  # one common seed: no interval
 
 
 def test_wins_losses_ties_per_metric():
     table = rows(build().table)
     # ntkmtl: acc 0.5833 vs 0.5 (win), err 1.5 vs 2.333 (win)
-    assert compare.record_text(table["ntkmtl"]) == "2/0/0"
+    assert compare_text.record_text(table["ntkmtl"]) == "2/0/0"
     # famo over seeds 0, 1: acc 0.375 vs 0.375 (tie), err 2.0 vs 1.5 (loss)
-    assert compare.record_text(table["famo"]) == "0/1/1"
+    assert compare_text.record_text(table["famo"]) == "0/1/1"
     # uw, unpaired: acc 0.5 vs 0.5 (tie), err 3.0 vs 2.333 (loss)
-    assert compare.record_text(table["uw"]) == "0/1/1"
+    assert compare_text.record_text(table["uw"]) == "0/1/1"
 
 
 def test_mean_rank_with_ties_shares_the_average_rank():
@@ -144,7 +147,7 @@ def test_mean_rank_with_ties_shares_the_average_rank():
     expected = {"ntkmtl": (1 + 1) / 2, "ls": (2.5 + 3) / 2, "famo": (4 + 2) / 2, "uw": (2.5 + 4) / 2}
     assert {m: r["mean_rank"] for m, r in table.items()} == pytest.approx(expected)
     assert "mean_rank" in table["ntkmtl"]["best_in"].split(";")
-    assert compare.mean_ranks(pd.DataFrame({"source": ["sweep"], "seeds": [1]}), []).isna().all()
+    assert stats.mean_ranks(pd.DataFrame({"source": ["sweep"], "seeds": [1]}), []).isna().all()
 
 
 def test_another_baseline_by_method_hyperparameters_or_config_id():
@@ -153,26 +156,26 @@ def test_another_baseline_by_method_hyperparameters_or_config_id():
     ls = rows(by_label.table)["ls"]
     mean, low, high = interval([10 - 7, 20 - 16, 30 - 24], dof=2)
     assert (ls["paired_diff_mean"], ls["paired_diff_low"], ls["paired_diff_high"]) == pytest.approx((mean, low, high))
-    assert compare.record_text(ls) == "0/2/0"
+    assert compare_text.record_text(ls) == "0/2/0"
     assert build(baseline="ntkmtl-ntk_exp=0.5").baseline == by_label.baseline  # a config_id
     assert build(baseline="none").baseline is None and "rel_delta_m_mean" in build(baseline="none").table
 
 
 def test_baseline_that_names_nothing_or_several_configurations():
-    with pytest.raises(report.ReportError, match="matches no configuration; configurations: ls max_norm=0; ntkmtl ntk_exp=0.5; famo"):
+    with pytest.raises(ReportError, match="matches no configuration; configurations: ls max_norm=0; ntkmtl ntk_exp=0.5; famo"):
         build(baseline="ntkmtl ntk_exp=2")
     two_ls = results_frame(TRIALS + [("ls", {"max_norm": 1.0}, 0, "completed", [(9, 0.5, 2.0, 9)])])
     default = build(two_ls)
     assert default.baseline is None and "2 ls configurations; choose one with --baseline" in default.comparison_note
     assert default.table["rel_delta_m_mean"].isna().all() and default.table["mean_rank"].notna().all()
-    with pytest.raises(report.ReportError, match="matches 2 configurations"):
+    with pytest.raises(ReportError, match="matches 2 configurations"):
         build(two_ls, baseline="ls")
     assert build(two_ls, baseline="ls max_norm=1").baseline.label == "ls max_norm=1"
     assert build(two_ls, baseline="ls max_norm=0").baseline.short == "ls max_norm=0"  # two ls: full label
 
 
 def test_cli_writes_the_columns_to_csv_and_markdown(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(report, "declared_metrics", lambda benchmark: dict(DECLARED))
+    monkeypatch.setattr(select, "declared_metrics", lambda benchmark: dict(DECLARED))
     path = tmp_path / "results.parquet"
     results_frame().to_parquet(path, index=False)
     out = tmp_path / "out"
@@ -193,7 +196,7 @@ def test_cli_writes_the_columns_to_csv_and_markdown(tmp_path, monkeypatch, capsy
 
 
 def test_sweep_summary_shows_the_same_columns(monkeypatch):
-    monkeypatch.setattr(report, "declared_metrics", lambda benchmark: dict(DECLARED))
+    monkeypatch.setattr(select, "declared_metrics", lambda benchmark: dict(DECLARED))
     text = format_summary(summarize(results_frame(), baseline=None)).splitlines()
     assert "Δm vs ls %" in text[0] and "test Δm − ls [95% CI]" in text[0] and "W/L/T" in text[0] and "MR" in text[0]
     assert text[1].startswith("ntkmtl ntk_exp=0.5") and "-20.83 ± 19.09" in text[1]

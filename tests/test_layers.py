@@ -1,10 +1,11 @@
-"""The lower layers import only downwards and have no import cycle: options ← methods ← benchmarks ← train.
+"""Every module imports only its own layer and the ones below, and no import cycle exists anywhere:
+options ← methods ← benchmarks ← train ← results ← sweep ← CLI (docs/DESIGN.md).
 
 Every module of the package is read with ``ast`` (nothing is imported), and every import in it,
-at module level or inside a function, becomes an edge to the module it names: ``from a.b import
-c`` points to ``a.b.c`` when that is a module, else to ``a.b``. A lower layer may import its own
-layer and the layers below it; anything else of the package (sweep, report, plots, tune, and any
-module added above train) counts as higher.
+at module level, inside a function or under ``TYPE_CHECKING``, becomes an edge to the module it
+names: ``from a.b import c`` points to ``a.b.c`` when that is a module, else to ``a.b``. results
+and sweep both sit on train; the sweep may use the results layer (its final table, the schema),
+never the other way round. A module no layer is given to fails the test: place it first.
 """
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ntkmtl"
-LOWER_LAYERS = ("options", "methods", "benchmarks", "train")  # bottom first
-TRAIN_LAYER_MODULES = {"precision": "train", "training": "train"}  # top-level modules of the train layer
+LAYERS = ("options", "methods", "benchmarks", "train", "results", "sweep", "cli")  # bottom first
+TOP_LEVEL = {  # the layer of each top-level module or package of ntkmtl
+    "options": "options", "methods": "methods", "benchmarks": "benchmarks",
+    "train": "train", "training": "train", "precision": "train",  # precision: torch-only helpers of the trainer
+    "results": "results", "sweep": "sweep",
+    "tune": "cli", "report": "cli",  # python -m ntkmtl.tune / ntkmtl.report: argument parsing
+}
 
 
 def module_name(path: Path) -> str:
@@ -27,12 +33,10 @@ MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def layer(module: str) -> str:
-    """The lower layer a module belongs to, "root" for the package itself, else "higher"."""
+    """The layer a module belongs to, "root" for the package itself, "unplaced" when none is given."""
     if module == "ntkmtl":
         return "root"
-    top = module.split(".")[1]
-    top = TRAIN_LAYER_MODULES.get(top, top)
-    return top if top in LOWER_LAYERS else "higher"
+    return TOP_LEVEL.get(module.split(".")[1], "unplaced")
 
 
 def imports(module: str) -> list[tuple[int, str]]:
@@ -63,18 +67,19 @@ GRAPH = {module: imports(module) for module in MODULES}
 
 
 def allowed(source: str, target: str) -> bool:
-    """May ``source`` (of a lower layer) import ``target``?"""
-    rank = LOWER_LAYERS.index(layer(source))
+    """May ``source`` import ``target``? Its own layer and the ones below; options nothing."""
     if layer(source) == "options":
         return False  # options sits below everything and imports nothing of the package
-    return layer(target) == "root" or (layer(target) in LOWER_LAYERS and LOWER_LAYERS.index(layer(target)) <= rank)
+    if layer(target) == "root":
+        return True
+    return layer(target) in LAYERS and LAYERS.index(layer(target)) <= LAYERS.index(layer(source))
 
 
 def layer_violations() -> list[str]:
     return [
         f"{MODULES[source].relative_to(PACKAGE.parent)}:{line} imports {target} "
         f"({layer(source)} must not import {layer(target)})"
-        for source, edges in GRAPH.items() if layer(source) in LOWER_LAYERS
+        for source, edges in GRAPH.items() if layer(source) in LAYERS
         for line, target in edges if not allowed(source, target)
     ]
 
@@ -131,27 +136,50 @@ def test_the_walker_sees_the_imports_it_must_see():
     assert "ntkmtl.benchmarks.qm9_source" in {t for _, t in GRAPH["ntkmtl.benchmarks.qm9"]}  # from pkg import module
     assert "ntkmtl.methods.gradients" in {t for _, t in GRAPH["ntkmtl.methods.base"]}
     assert any(layer(t) == "benchmarks" for _, t in GRAPH["ntkmtl.training.trial"])
+    assert "ntkmtl.results.schema" in {t for _, t in GRAPH["ntkmtl.sweep.export"]}  # the sweep uses results
+    assert "ntkmtl.results.table" in {t for _, t in GRAPH["ntkmtl.results.compare_text"]}  # under TYPE_CHECKING
+    assert "ntkmtl.results.plots" in {t for _, t in GRAPH["ntkmtl.results.write"]}  # inside a function
 
 
-def test_lower_layers_import_only_their_own_layer_and_the_ones_below():
+def test_every_module_has_a_layer():
+    assert [m for m in MODULES if layer(m) == "unplaced"] == []
+
+
+def test_every_module_imports_only_its_own_layer_and_the_ones_below():
     assert layer_violations() == []
 
 
-def test_lower_layers_have_no_import_cycle():
-    lower = {m for m in MODULES if layer(m) in LOWER_LAYERS}
-    assert [" → ".join(path) for path in cycles(GRAPH, lower)] == []
+def test_the_package_has_no_import_cycle():
+    assert [" → ".join(path) for path in cycles(GRAPH, set(MODULES))] == []
 
 
 @pytest.mark.parametrize("edge, expected", [
     (("ntkmtl.methods.cagrad", "ntkmtl.benchmarks.qm9"), "methods must not import benchmarks"),
     (("ntkmtl.benchmarks.toy", "ntkmtl.train"), "benchmarks must not import train"),
-    (("ntkmtl.train", "ntkmtl.sweep.config"), "train must not import higher"),
+    (("ntkmtl.train", "ntkmtl.sweep.config"), "train must not import sweep"),
+    (("ntkmtl.train", "ntkmtl.results.schema"), "train must not import results"),
     (("ntkmtl.options", "ntkmtl.methods.base"), "options must not import methods"),
+    (("ntkmtl.results.read", "ntkmtl.sweep.export"), "results must not import sweep"),
+    (("ntkmtl.results.wandb", "ntkmtl.sweep.wandb"), "results must not import sweep"),
+    (("ntkmtl.sweep.summary", "ntkmtl.report"), "sweep must not import cli"),
+    (("ntkmtl.results.plots", "ntkmtl.report"), "results must not import cli"),
 ])
 def test_a_forbidden_import_is_named(edge, expected, monkeypatch):
     source, target = edge
     monkeypatch.setitem(GRAPH, source, GRAPH[source] + [(1, target)])
     assert any(expected in v for v in layer_violations())
+
+
+def test_the_sweep_may_use_the_results_layer(monkeypatch):
+    monkeypatch.setitem(GRAPH, "ntkmtl.sweep.tune", GRAPH["ntkmtl.sweep.tune"] + [(1, "ntkmtl.results.table")])
+    assert layer_violations() == []
+
+
+def test_a_cycle_inside_one_layer_is_found(monkeypatch):
+    """The table drawing a plot while the plots read the table (as report.py and plots.py once did)."""
+    monkeypatch.setitem(GRAPH, "ntkmtl.results.table", GRAPH["ntkmtl.results.table"] + [(1, "ntkmtl.results.plots")])
+    assert layer_violations() == []
+    assert cycles(GRAPH, set(MODULES)) == [["ntkmtl.results.plots", "ntkmtl.results.table", "ntkmtl.results.plots"]]
 
 
 def test_a_cycle_is_found_and_written_as_a_path():

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntkmtl import plots, report
+from ntkmtl.results import labels, plots
+from ntkmtl.results.table import build_benchmark_report
 
 NAN = math.nan
 DECLARED = {"acc": True}
@@ -54,7 +55,7 @@ def figures(monkeypatch):
 
 
 def draw(df, tmp_path, figures):
-    built = report.build_benchmark_report(df, "toy", declared=dict(DECLARED))
+    built = build_benchmark_report(df, "toy", declared=dict(DECLARED))
     plots.benchmark_plots(built, tmp_path)
     return figures
 
@@ -76,7 +77,7 @@ def test_labels_name_only_the_hyperparameters_that_vary_within_a_method(tmp_path
 def test_a_label_that_would_be_shared_keeps_the_configurations_apart():
     table = pd.DataFrame({"source": ["sweep", "sweep"], "method": ["ls", "ls"], "config_id": ["a1", "b2"],
                           "hp_max_norm": [0.0, 0.0]})
-    assert plots.varying_labels(table, ["hp_max_norm"]) == {"a1": "ls [a1]", "b2": "ls [b2]"}
+    assert labels.varying_labels(table, ["hp_max_norm"]) == {"a1": "ls [a1]", "b2": "ls [b2]"}
 
 
 def test_single_epoch_series_get_an_integer_epoch_axis(tmp_path, figures):

@@ -35,7 +35,7 @@ def test_set_up_table_states_each_benchmarks_default_epochs_batch_and_lr(benchma
 
 
 def test_headline_table_is_the_reports_paper_rows():
-    from ntkmtl.report import PAPER_DELTA_M
+    from ntkmtl.results.table import PAPER_DELTA_M
 
     lines = [line for line in section(1).splitlines() if line.startswith("|")]
     methods = {"NTKMTL": "ntkmtl", "NTKMTL-SR": "ntkmtl_sr", "FairGrad": "fairgrad", "FAMO": "famo",

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from ntkmtl import plots, report
+from ntkmtl import report
+from ntkmtl.results import markdown, plots, select
+from ntkmtl.results.table import build_benchmark_report, build_reports
 
 NAN = math.nan
 DECLARED = {"acc": True, "err": False}
@@ -82,11 +83,11 @@ def results(tmp_path):
 @pytest.fixture
 def declared(monkeypatch):
     """The CLI reads metric directions from the benchmark; here they are the data set's own."""
-    monkeypatch.setattr(report, "declared_metrics", lambda benchmark: dict(DECLARED))
+    monkeypatch.setattr(select, "declared_metrics", lambda benchmark: dict(DECLARED))
 
 
 def build(**options):
-    return report.build_benchmark_report(results_frame(), "toy", declared=dict(DECLARED), **options)
+    return build_benchmark_report(results_frame(), "toy", declared=dict(DECLARED), **options)
 
 
 def by_method(table: pd.DataFrame) -> dict[str, pd.Series]:
@@ -160,7 +161,7 @@ def test_running_and_stopped_options():
 
 def test_paper_rows_compare_but_are_never_best():
     df = results_frame("nyuv2")
-    table = report.build_benchmark_report(df, "nyuv2", declared=dict(DECLARED), paper=True).table
+    table = build_benchmark_report(df, "nyuv2", declared=dict(DECLARED), paper=True).table
     paper = table[table["source"] == "paper"].set_index("method")
     assert paper.loc["ntkmtl", "test_delta_m_mean"] == -6.99 and paper.loc["ntkmtl", "test_delta_m_std"] == 0.38
     assert paper.loc["ls", "test_delta_m_mean"] == 5.59 and len(paper) == 6
@@ -171,7 +172,7 @@ def test_paper_rows_compare_but_are_never_best():
 
 
 def test_markdown_marks_best_and_flags_partial_trials():
-    text = report.markdown_table(build())
+    text = markdown.markdown_table(build())
     lines = text.splitlines()
     assert lines[0].startswith("| # | method | hyperparameters | seeds | test Δm % | val Δm % | acc ↑ | err ↓ |")
     famo = lines[2]
@@ -228,7 +229,7 @@ def test_declared_metrics_come_from_the_benchmark():
     from ntkmtl.benchmarks import benchmark_class
 
     expected = {m.name: m.higher_is_better for m in benchmark_class("toy")().metrics}
-    assert report.declared_metrics("toy") == expected and expected
+    assert select.declared_metrics("toy") == expected and expected
 
 
 def test_wandb_offline_writes_a_run_directory(results, tmp_path, declared, monkeypatch):
@@ -256,17 +257,17 @@ def test_wandb_online_without_key_fails_before_any_work(results, tmp_path, monke
 def test_trial_without_a_finite_selection_value_is_flagged_not_used():
     df = results_frame()
     df.loc[df["trial_id"] == "t09", "val_delta_m"] = NAN  # ls seed 0, status completed
-    result = report.build_benchmark_report(df, "toy", declared=dict(DECLARED))
+    result = build_benchmark_report(df, "toy", declared=dict(DECLARED))
     ls = by_method(result.table)["ls"]
     assert (ls["seeds"], ls["completed"], ls["no_valid_epoch"]) == (2, 3, 1)
     assert ls["test_delta_m_mean"] == pytest.approx(8.5)
-    assert "1 without a finite val_delta_m (left out)" in report.markdown_table(result)
+    assert "1 without a finite val_delta_m (left out)" in markdown.markdown_table(result)
 
 
 def test_several_benchmarks_keep_their_own_metrics():
     other = results_frame("nyuv2").assign(val_depth=1.0, test_depth=2.0)
     df = pd.concat([results_frame(), other], ignore_index=True)
-    reports = report.build_reports(df, select_by="val_delta_m", declared=dict(DECLARED))
+    reports = build_reports(df, select_by="val_delta_m", declared=dict(DECLARED))
     assert [r.benchmark for r in reports] == ["nyuv2", "toy"]
     assert [m for m, _ in reports[0].metrics] == ["acc", "err", "depth"]
     assert [m for m, _ in reports[1].metrics] == ["acc", "err"]
@@ -275,6 +276,6 @@ def test_several_benchmarks_keep_their_own_metrics():
 
 def test_a_sweep_that_only_started_reports_counts_and_no_numbers():
     df = results_frame().assign(status="running")
-    table = report.build_benchmark_report(df, "toy", declared=dict(DECLARED)).table
+    table = build_benchmark_report(df, "toy", declared=dict(DECLARED)).table
     assert (table["seeds"] == 0).all() and table["test_delta_m_mean"].isna().all()
     assert table["running"].sum() == len(TRIALS)

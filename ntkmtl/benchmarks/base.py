@@ -1,6 +1,6 @@
 """The benchmark interface: tasks, metrics with their direction and STL baselines, data, model, losses.
 
-A benchmark knows nothing about weighting methods or Ray. The trainer (ntkmtl/train.py) asks it
+A benchmark knows nothing about weighting methods or Ray. The trainer (ntkmtl/training/) asks it
 for data loaders, a model, per-sample loss terms and evaluation metrics; Δm is computed here,
 once, from the metric declarations (docs/REFERENCE_FACTS.md §3).
 """

@@ -19,8 +19,10 @@ seeds stopped at (``TrialSpec.stop_after``), or runs to the end. A search with m
 continues from the existing samples (their means are given to Optuna before it samples again);
 existing samples get the new seeds.
 
-The record ``<output>/<name>.sweep.json`` keeps the settings the sweep's rows were made with and
-its Ray experiments, so that ``--resume`` continues the newest one. Plain Python, no Ray.
+The record ``<output>/<name>.sweep.json`` keeps the settings the sweep's rows were made with, its
+Ray experiments, so that ``--resume`` continues the newest one, and its fingerprint (the trial
+settings of ``identity.py``: what ``--resume`` may not change; an extension records its grown
+config's). It marks the output directory as the sweep's. Plain Python, no Ray.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ import pandas as pd
 from ntkmtl.benchmarks import benchmark_class
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import read_results
+from ntkmtl.sweep.identity import differences, fingerprint, trial_settings
 from ntkmtl.sweep.plan import TrialSpec, build_plan
 from ntkmtl.sweep.seed_asha import rung_milestones
 
@@ -71,7 +74,8 @@ def write_record(cfg: SweepConfig, experiments: list[str]) -> None:
     """Write the record atomically (a crash never leaves half a file)."""
     path = record_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"sweep": cfg.name, **json.loads(json.dumps(settings(cfg), default=str)), "experiments": experiments}
+    data = {"sweep": cfg.name, **json.loads(json.dumps(settings(cfg), default=str)), "experiments": experiments,
+            "fingerprint": fingerprint(cfg), "trials": trial_settings(cfg)}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -81,18 +85,6 @@ def experiments(cfg: SweepConfig) -> list[str]:
     """The sweep's Ray experiments, oldest first (just the sweep's name when it has no record)."""
     record = read_record(cfg)
     return list(record["experiments"]) if record and record.get("experiments") else [cfg.name]
-
-
-def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """'train.epochs: 3 -> 5' for every key whose value differs (nested mappings compared by key)."""
-    out = []
-    for key in sorted(set(old) | set(new), key=str):
-        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.")
-        elif json.dumps(a, default=str) != json.dumps(b, default=str):
-            out.append(f"{prefix}{key}: {a} -> {b}")
-    return out
 
 
 # -- what runs, what is reused ---------------------------------------------------------------------------

@@ -14,10 +14,16 @@ configurations that reached the rung before it, by ASHA's own rule; all its wait
 released together — all continue or all stop. A seed whose metric is not finite is dropped from
 its configuration (it ends ``diverged``) and does not block the others.
 
-This module is plain Python (no Ray): ``ntkmtl/sweep/tune.py`` wraps it in a Ray
+With one trial per group (``n_seeds`` 1 and the trial's own key as its configuration) the same
+bookkeeping is plain ASHA: each trial judged alone by ASHA's rule.
+
+This module is plain Python (no Ray): ``ntkmtl/sweep/schedulers.py`` wraps it in a Ray
 ``TrialScheduler``. Scores are "higher is better" (the adapter negates a metric to minimise).
-Ray does not save scheduler state in its experiment snapshots, so after ``--resume`` the rungs
-start empty: resumed seeds are grouped and judged again from their next rung on.
+Ray does not save scheduler state in its experiment snapshots, so every call that changes the
+state appends an event to ``events`` (a result at a rung, a trial ended); the adapter keeps them
+in a journal in the experiment and ``replay`` rebuilds the same state after ``--resume``, so a
+resumed sweep decides as an uninterrupted one. A seed that reports a rung again (re-run from an
+older checkpoint) gets its configuration's decision, or waits again while it is open.
 """
 from __future__ import annotations
 
@@ -63,6 +69,17 @@ class SeedGroupedHalving:
         self.groups: dict[str, _Group] = {}
         self.config_of: dict[str, str] = {}
         self.stopped_configs = 0
+        self.events: list[list] = []  # ["result", trial, config, n_seeds, t, score] | ["drop", trial, config, n_seeds]
+
+    def replay(self, events: list[list]) -> None:
+        """Apply journaled events (from ``events`` of an earlier instance) in their order."""
+        for event in events:
+            kind, trial_id, config_id, n_seeds = event[:4]
+            self.add(trial_id, config_id, int(n_seeds))
+            if kind == "result":
+                self.result(trial_id, int(event[4]), float(event[5]))
+            elif kind == "drop":
+                self.drop(trial_id)
 
     def add(self, trial_id: str, config_id: str, n_seeds: int) -> None:
         """Register a trial (again, after a retry: harmless)."""
@@ -77,12 +94,19 @@ class SeedGroupedHalving:
         if any(d == STOP for m, d in group.decisions.items() if m <= t):
             return STOP, []
         crossed = [m for m in self.milestones if m <= t]
-        if not crossed or trial_id in group.scores.get(crossed[-1], {}):
+        if not crossed:
             return CONTINUE, []
         milestone = crossed[-1]
-        group.scores.setdefault(milestone, {})[trial_id] = score
-        if milestone in group.decisions:
+        if milestone in group.decisions:  # decided (a late seed, or a later epoch of a released one)
+            if trial_id not in group.scores.get(milestone, {}):
+                group.scores.setdefault(milestone, {})[trial_id] = score
+                self._log("result", trial_id, t, score)
             return group.decisions[milestone], []
+        if t > milestone and trial_id in group.scores.get(milestone, {}):
+            group.waiting[trial_id] = milestone  # resumed past an open rung: it waits there again
+            return WAIT, []
+        group.scores.setdefault(milestone, {})[trial_id] = score
+        self._log("result", trial_id, t, score)
         group.waiting[trial_id] = milestone
         released = self._decide_ready(self.config_of[trial_id])
         for other, action in released:
@@ -97,6 +121,8 @@ class SeedGroupedHalving:
         if config_id is None:
             return []
         group = self.groups[config_id]
+        if trial_id not in group.dropped:
+            self._log("drop", trial_id)
         group.dropped.add(trial_id)
         group.waiting.pop(trial_id, None)
         released = self._decide_ready(config_id)
@@ -106,6 +132,24 @@ class SeedGroupedHalving:
         """Whether a waiting trial may run again (its rung was decided CONTINUE)."""
         group = self.groups[self.config_of[trial_id]]
         return trial_id not in group.waiting
+
+    def waiting_at(self, trial_id: str) -> int | None:
+        """The rung a trial waits at (it reported it; its configuration is not decided yet)."""
+        config_id = self.config_of.get(trial_id)
+        return None if config_id is None else self.groups[config_id].waiting.get(trial_id)
+
+    def stopped_at(self, trial_id: str) -> int | None:
+        """The rung at which the trial was stopped with its configuration, if it reached it."""
+        config_id = self.config_of.get(trial_id)
+        if config_id is None:
+            return None
+        group = self.groups[config_id]
+        return next((m for m, d in sorted(group.decisions.items())
+                     if d == STOP and trial_id in group.scores.get(m, {})), None)
+
+    def _log(self, kind: str, trial_id: str, *values: float) -> None:
+        config_id = self.config_of[trial_id]
+        self.events.append([kind, trial_id, config_id, self.groups[config_id].n_seeds, *values])
 
     def decision(self, trial_id: str) -> str | None:
         """The latest decision of the trial's configuration (None before its first rung)."""

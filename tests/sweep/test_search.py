@@ -105,7 +105,7 @@ def test_searcher_state_survives_pickling(tmp_path):
 
 @pytest.mark.slow
 def test_seeded_search_of_6_samples_x_2_seeds_on_the_toy_benchmark(tmp_path):
-    from ntkmtl.report import build_benchmark_report
+    from ntkmtl.results.table import build_benchmark_report
     from ntkmtl.sweep.export import read_results
     from ntkmtl.sweep.tune import run_sweep
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ntkmtl import report
+from ntkmtl.results.table import build_benchmark_report
 from ntkmtl.sweep.summary import format_summary, summarize
 
 NAN = float("nan")
@@ -56,7 +56,7 @@ def test_summary_selects_on_validation_leaves_diverged_out_and_sorts_by_test_del
 
 
 def test_summary_is_the_reports_table(results):
-    table = report.build_benchmark_report(results, "toy").table
+    table = build_benchmark_report(results, "toy").table
     summary = summarize(results)
     for column in ("config_id", "seeds", "trials", "val_delta_m_mean", "test_delta_m_mean", "test_delta_m_std"):
         pd.testing.assert_series_equal(summary[column], table[column], check_names=False)
@@ -73,7 +73,7 @@ def test_formatted_summary_lines_and_footer(results):
 
 
 def test_the_sweep_layer_does_not_import_matplotlib():
-    """The summary imports the report; the report imports matplotlib only to draw plots."""
+    """The summary imports the results layer; it imports matplotlib only to draw plots."""
     import subprocess
     import sys
 

@@ -20,7 +20,8 @@ ray = pytest.importorskip("ray")
 
 from ntkmtl.sweep.config import load_config  # noqa: E402
 from ntkmtl.sweep.export import read_results  # noqa: E402
-from ntkmtl.sweep.tune import INJECT_ENV, SweepError, parse_faults, run_sweep  # noqa: E402
+from ntkmtl.sweep.faults import INJECT_ENV, parse_faults  # noqa: E402
+from ntkmtl.sweep.tune import SweepError, run_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -169,7 +170,7 @@ def test_driver_killed_mid_sweep_resumes_with_every_row_exactly_once(tmp_path):
 
 
 def test_benchmark_data_is_loaded_once_per_worker_process():
-    from ntkmtl.sweep.tune import cached_benchmark
+    from ntkmtl.sweep.trainable import cached_benchmark
 
     first = cached_benchmark("toy", {"n_train": 64, "n_val": 16, "n_test": 16})
     splits = first.splits()

@@ -11,10 +11,10 @@
 - Time per epoch relative to LS (paper Fig. 1): per method, the median ``epoch_seconds`` of each
   used trial (robust to a slow first epoch), averaged over the method's trials, divided by LS's.
 
-Every plot uses only the trials the table uses (see ``ntkmtl.report``). A plot with nothing to
+Every plot uses only the trials the table uses (``select.py``). A plot with nothing to
 show (no ntk_exp, no LS, no weight columns) is not written. Legends and panel titles name a
 configuration by its method and only the hyperparameters that take more than one value among
-that method's configurations (``varying_labels``): "ntkmtl ntk_exp=0.5", not "ntkmtl eps=1e-08,
+that method's configurations (``labels.varying_labels``): "ntkmtl ntk_exp=0.5", not "ntkmtl eps=1e-08,
 max_norm=1, n=1, ntk_exp=0.5". Epoch axes have integer ticks only, also for single-epoch series
 (which get error bars, as a band needs two epochs).
 """
@@ -32,10 +32,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ntkmtl.report import hp_text  # noqa: E402
+from ntkmtl.results.labels import varying_labels  # noqa: E402
 
 if TYPE_CHECKING:
-    from ntkmtl.report import BenchmarkReport
+    from ntkmtl.results.table import BenchmarkReport
 
 DPI = 100
 FIGSIZE = (8.0, 5.0)  # inches: 800 × 500 pixels
@@ -67,29 +67,6 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, format="png")
     plt.close(fig)
     return path
-
-
-def _label(method: str, hyperparameters: str) -> str:
-    return f"{method} {hyperparameters}".strip()
-
-
-def varying_hp_columns(table: pd.DataFrame, hp_columns: list[str]) -> dict[str, list[str]]:
-    """Per method, the ``hp_`` columns with more than one distinct value among its configurations."""
-    measured = table[table["source"] == "sweep"]
-    return {str(method): [c for c in hp_columns if group[c].dropna().nunique() > 1]
-            for method, group in measured.groupby("method", sort=False)}
-
-
-def varying_labels(table: pd.DataFrame, hp_columns: list[str], leave_out: tuple[str, ...] = ()) -> dict[str, str]:
-    """{config_id: "method hp=value, …"} naming only the hyperparameters that vary within the method
-    (and not ``leave_out``, e.g. the x axis); a label that would still be shared gets its config_id."""
-    varying = varying_hp_columns(table, hp_columns)
-    measured = table[table["source"] == "sweep"]
-    labels = {str(r["config_id"]): _label(str(r["method"]), hp_text(r, [c for c in varying[str(r["method"])]
-                                                                         if c not in leave_out]))
-              for _, r in measured.iterrows()}
-    counts = pd.Series(list(labels.values())).value_counts()
-    return {cid: (f"{label} [{cid}]" if counts[label] > 1 and not leave_out else label) for cid, label in labels.items()}
 
 
 def _integer_epochs(ax, epochs) -> None:

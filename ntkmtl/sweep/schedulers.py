@@ -1,0 +1,173 @@
+"""Early stopping on Ray Tune: ASHA and seed-aware ASHA, both resumable.
+
+``SeedAwareASHA`` is the Ray adapter of ``seed_asha.SeedGroupedHalving``: a configuration's
+seeds wait (PAUSE) at a rung, then continue or stop together. With ``group_seeds=False`` every
+trial is its own group, which is plain ASHA (Li et al., 2020: the ``1 − 1/η`` quantile rule at
+rungs ``grace_period · η^k``), the ``asha`` scheduler of a config.
+
+Trials are keyed by their identity (``config_id/seed``), not Ray's trial id, so a trial Ray
+re-creates after an interruption keeps its place. Every change of the bookkeeping is appended to
+a journal in the experiment directory (``ntkmtl-scheduler.json``, written before the Parquet row
+of the same result); after ``--resume`` the restored scheduler replays it, so it knows the rungs,
+the waiting seeds, the decisions and the trials that ended, and decides as an uninterrupted run.
+Ray restores every unfinished trial as PENDING from its last snapshot: a restored seed that had
+already reported a rung still open is held until its configuration is decided, and one whose
+configuration was stopped at a rung it reached is stopped instead of being run again.
+"""
+from __future__ import annotations
+
+from ray.tune.experiment import Trial as RayTrial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from ntkmtl.sweep import storefiles
+from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
+
+JOURNAL_FILE = "ntkmtl-scheduler.json"
+_ACTIONS = {CONTINUE: TrialScheduler.CONTINUE, WAIT: TrialScheduler.PAUSE, STOP: TrialScheduler.STOP}
+
+
+def trial_key(trial: RayTrial) -> str:
+    """A trial's identity: ``config_id/seed`` (stable when Ray re-creates the trial)."""
+    spec = trial.config["trial"]
+    return f"{spec['config_id']}/{spec['seed']}"
+
+
+class SeedAwareASHA(FIFOScheduler):
+    """Seed-aware (or, with ``group_seeds=False``, plain) ASHA whose state survives ``--resume``."""
+
+    _supports_buffered_results = False
+
+    def __init__(self, metric: str, mode: str, grace_period: int, reduction_factor: float, max_t: int,
+                 prefill: dict[int, dict[str, float]] | None = None, group_seeds: bool = True):
+        super().__init__()
+        self._metric, self._mode = metric, mode
+        self._sign = 1.0 if mode == "max" else -1.0
+        self.group_seeds = group_seeds
+        self.halving = SeedGroupedHalving(grace_period, reduction_factor, max_t)
+        for milestone, scores in (prefill or {}).items():  # an extension: the rungs the sweep's trials left
+            self.halving.rungs.setdefault(milestone, {}).update(scores)
+        self._trials: dict[str, RayTrial] = {}
+        self._to_stop: set[str] = set()
+        self._journal: tuple | None = None  # (filesystem, path), found on the first trial
+        self._saved = 0
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        return True
+
+    # -- the journal ------------------------------------------------------------------------------
+    def _attach(self, trial: RayTrial) -> None:
+        """On the first trial: find the experiment directory and replay its journal (a resume)."""
+        if self._journal is not None:
+            return
+        storage = trial.storage
+        self._journal = (storage.storage_filesystem, f"{storage.experiment_fs_path}/{JOURNAL_FILE}")
+        saved = storefiles.read_json(*self._journal)
+        if saved:
+            self.halving.replay(saved["events"])
+            self._saved = len(self.halving.events)
+
+    def _save(self) -> None:
+        if self._journal is None or len(self.halving.events) == self._saved:
+            return
+        try:
+            storefiles.write_json(*self._journal, {"version": 1, "events": self.halving.events})
+        except OSError as error:
+            storefiles.request_stop(f"storage: cannot write the scheduler journal {self._journal[1]}: "
+                                    f"{storefiles.describe(error)}")
+            return
+        self._saved = len(self.halving.events)
+
+    # -- Ray's hooks ------------------------------------------------------------------------------
+    def on_trial_add(self, tune_controller, trial):
+        self._attach(trial)
+        spec, key = trial.config["trial"], trial_key(trial)
+        self._trials[key] = trial
+        if spec.get("stop_after") is not None:
+            return  # decided already: its configuration's seeds were judged (an extension)
+        group, n_seeds = (spec["config_id"], spec["n_seeds"]) if self.group_seeds else (key, 1)
+        self.halving.add(key, group, n_seeds)
+        if trial.status in (RayTrial.TERMINATED, RayTrial.ERROR):  # restored after it ended: never waited for
+            self._release(tune_controller, self.halving.drop(key))
+            self._save()
+
+    def on_trial_result(self, tune_controller, trial, result):
+        key = trial_key(trial)
+        if "epoch" not in result or key not in self.halving.config_of:
+            return TrialScheduler.CONTINUE
+        score = self._sign * float(result.get(self._metric, float("nan")))
+        action, released = self.halving.result(key, int(result["epoch"]), score)
+        self._save()
+        self._release(tune_controller, released)
+        return _ACTIONS[action]
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self._ended(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self._to_stop.discard(trial_key(trial))
+        self._ended(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller, trial):
+        if not trial.should_recover():  # a retry comes back through on_trial_add
+            self._ended(tune_controller, trial)
+
+    def _ended(self, tune_controller, trial) -> None:
+        released = self.halving.drop(trial_key(trial))
+        self._save()
+        self._release(tune_controller, released)
+
+    def _release(self, tune_controller, released: list[tuple[str, str]]) -> None:
+        for key, action in released:
+            if action == STOP:
+                self._to_stop.add(key)
+        self._stop_waiting(tune_controller)
+
+    def _stop_waiting(self, tune_controller) -> None:
+        for key in list(self._to_stop):
+            trial = self._trials.get(key)
+            if trial is not None and trial.status in (RayTrial.PAUSED, RayTrial.PENDING):
+                self._to_stop.discard(key)
+                tune_controller.stop_trial(trial)
+
+    def _restored_state(self, trial: RayTrial) -> str | None:
+        """For a PENDING trial that reported before (a resume): "stop", "hold" or None (run it)."""
+        key = trial_key(trial)
+        last = int((trial.last_result or {}).get("epoch") or 0)
+        stopped = self.halving.stopped_at(key)
+        if stopped is not None and last >= stopped:
+            return "stop"
+        waiting = self.halving.waiting_at(key)
+        return "hold" if waiting is not None and last >= waiting else None
+
+    def choose_trial_to_run(self, tune_controller):
+        """Promoted seeds first (as in ASHA, a promoted trial goes on at once), then new trials."""
+        self._stop_waiting(tune_controller)
+        for trial in tune_controller.get_trials():
+            if (trial.status == RayTrial.PAUSED and trial_key(trial) not in self._to_stop
+                    and self.halving.is_released(trial_key(trial))):
+                return trial
+        # in creation order (Ray requeues restored trials by their last result time): a resumed
+        # sweep starts its trials in the order the uninterrupted one does
+        for trial in sorted((t for t in tune_controller.get_trials() if t.status == RayTrial.PENDING),
+                            key=lambda t: t.trial_id):
+            state = self._restored_state(trial) if trial_key(trial) in self.halving.config_of else None
+            if state == "stop":
+                tune_controller.stop_trial(trial)
+            elif state is None:
+                return trial
+        return None
+
+    def debug_string(self) -> str:
+        if self.group_seeds:
+            return f"Using seed-aware ASHA: {self.halving.stopped_configs} configurations stopped"
+        return f"Using ASHA: {self.halving.stopped_configs} trials stopped"
+
+
+def build_scheduler(cfg: SweepConfig, prefill: dict[int, dict[str, float]] | None = None) -> TrialScheduler:
+    """The config's early stopping: ``asha``, ``seed_asha`` (both resumable) or none (FIFO)."""
+    s = cfg.scheduler
+    if s.type in ("asha", "seed_asha"):
+        return SeedAwareASHA(s.metric, s.mode, s.grace_period, s.reduction_factor, cfg.epochs, prefill,
+                             group_seeds=s.type == "seed_asha")
+    return FIFOScheduler()

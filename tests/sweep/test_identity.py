@@ -1,0 +1,143 @@
+"""A sweep's identity (issue 12, findings 2, 5 and 6), without Ray: a resume with a changed config
+is refused naming the keys, an output directory belongs to one sweep, one driver per sweep."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pyarrow.fs
+import pytest
+import yaml
+
+from ntkmtl.sweep import identity
+from ntkmtl.sweep.config import load_config
+from ntkmtl.sweep.export import ParquetExporter
+from ntkmtl.sweep.extend import write_record
+from ntkmtl.sweep.identity import DriverLock, SweepError, check_output_owner, check_resume_identity, write_identity
+from ntkmtl.sweep.storage import check_storage, parse_storage
+
+from tests.sweep.test_storage import s3_server  # noqa: F401 - moto's S3 server fixture
+
+BASE = {"name": "ident", "benchmark": "toy", "train": {"epochs": 3}, "seeds": [0, 1], "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
+        "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2}}
+
+
+def config(tmp_path, *overrides, **changes):
+    raw = {**BASE, "storage": str(tmp_path / "ray"), "output": str(tmp_path / "out"), **changes}
+    path = tmp_path / "ident.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path, list(overrides), check_data=False)
+
+
+def started(tmp_path):
+    """What a first run leaves: the sweep record in the output, the identity and tuner.pkl in storage."""
+    cfg = config(tmp_path)
+    location = check_storage(cfg.storage, multi_node=False)
+    write_record(cfg, [cfg.name])
+    write_identity(cfg, location, [cfg.name])
+    (tmp_path / "ray" / "ident" / "tuner.pkl").write_bytes(b"")
+    return cfg, location
+
+
+def test_resume_with_changed_trials_is_refused_naming_each_key(tmp_path):
+    _, location = started(tmp_path)
+    changed = config(tmp_path, f"output={tmp_path / 'NEW'}", "train.epochs=4", "methods={ls: {}}")
+    with pytest.raises(SweepError) as error:
+        check_resume_identity(changed, location, None)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("--resume: sweep 'ident' was started with another config (changed: ")
+    assert "methods.ntkmtl: {'grid': {'ntk_exp': [0.5]}} -> <unset>" in message
+    assert f"output: {tmp_path / 'out'} -> {tmp_path / 'NEW'}" in message and "train.epochs: 3 -> 4" in message
+    assert "only max_concurrent, max_failures, resources, wandb may change" in message
+    for fine in ("max_concurrent=2", "max_failures=3", "resources.cpu=2", "wandb.enabled=true"):
+        check_resume_identity(config(tmp_path, fine), location, None)  # how trials run, not what they are
+    with pytest.raises(SweepError, match=r"changed: seeds: \[0, 1\] -> \[0, 1, 2\]"):
+        check_resume_identity(config(tmp_path, "seeds=[0,1,2]"), location, None)
+    with pytest.raises(SweepError, match=r"scheduler.grace_period: 1 -> 2"):  # the record alone suffices too
+        (tmp_path / "ray" / "ident" / identity.IDENTITY_FILE).unlink()
+        record = json.loads((tmp_path / "out" / "ident.sweep.json").read_text())
+        check_resume_identity(config(tmp_path, "scheduler.grace_period=2"), location, record)
+
+
+def test_the_cli_refuses_a_changed_resume_in_one_line_before_ray_starts(tmp_path):
+    started(tmp_path)
+    command = [sys.executable, "-m", "ntkmtl.tune", str(tmp_path / "ident.yaml"), "--resume", "--set", "train.epochs=4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: --resume: sweep 'ident' was started with another config (changed: train.epochs: 3 -> 4)")
+
+
+def test_an_output_directory_belongs_to_one_sweep(tmp_path):
+    cfg, _ = started(tmp_path)
+    other = config(tmp_path, "name=other")
+    with pytest.raises(SweepError, match=r"^output .*/out belongs to sweep 'ident' \(its record ident.sweep.json\); one "
+                                         r"directory holds one sweep's results: give sweep 'other' its own output"):
+        check_output_owner(other, fresh=True)
+    (tmp_path / "out" / "ident.sweep.json").unlink()  # rows alone (a sweep from before records) mark it too
+    ParquetExporter(tmp_path / "out", "ident", "toy", {}).add_record("t0", {"config_id": "a", "method": "ls", "seed": 0, "hparams": {}},
+                                                                       {"epoch": 1, "status": "running"})
+    with pytest.raises(SweepError, match="holds rows of sweep 'ident'"):
+        check_output_owner(other, fresh=True)
+    with pytest.raises(SweepError, match="already holds rows of sweep 'ident' but its Ray experiment is not in this storage"):
+        check_output_owner(cfg, fresh=True)
+    check_output_owner(cfg, fresh=False)  # its own sweep, resumed or extended
+
+
+def lock_file(location, **fields):
+    data = {"sweep": "ident", "token": "x", "started": time.time(), "heartbeat": time.time(), **fields}
+    fs = location.filesystem or pyarrow.fs.LocalFileSystem()
+    fs.create_dir(location.join("ident"), recursive=True)
+    with fs.open_output_stream(location.join("ident", identity.LOCK_FILE)) as f:
+        f.write(json.dumps(data).encode())
+
+
+def check_lock(location, uri):
+    first = DriverLock(location, "ident").acquire()
+    try:
+        with pytest.raises(SweepError) as error:
+            DriverLock(location, "ident").acquire()
+        message = str(error.value)
+        assert message.startswith(f"sweep 'ident' is already running: driver pid {os.getpid()} on host "
+                                  f"{socket.gethostname()} holds its lock {uri}/ident/{identity.LOCK_FILE} (since ")
+        assert message.endswith("a second driver would run its trials twice: wait for it to end, or stop it (Ctrl-C) and then --resume")
+    finally:
+        first.release()
+    DriverLock(location, "ident").acquire().release()  # released: free again
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_file(location, host=socket.gethostname(), pid=dead.pid)  # a killed driver on this host
+    taken = DriverLock(location, "ident").acquire()
+    assert taken.taken_over.endswith(f"(driver pid {dead.pid} on {socket.gethostname()}: its process no longer exists)")
+    taken.release()
+    lock_file(location, host="elsewhere", pid=1, heartbeat=time.time() - 2 * identity.STALE_S)  # a dead remote driver
+    taken = DriverLock(location, "ident").acquire()
+    assert "no heartbeat for 120 s" in taken.taken_over
+    taken.release()
+    lock_file(location, host="elsewhere", pid=1)  # a live remote driver
+    with pytest.raises(SweepError, match="driver pid 1 on host elsewhere"):
+        DriverLock(location, "ident").acquire()
+
+
+def test_one_driver_per_sweep_on_local_storage(tmp_path):
+    location = parse_storage(str(tmp_path / "ray"))
+    check_lock(location, str(tmp_path / "ray"))
+
+
+def test_one_driver_per_sweep_on_s3(s3_server):  # noqa: F811
+    location = check_storage({"path": "s3://sweeps/locks", "endpoint_url": s3_server}, multi_node=False)
+    check_lock(location, "s3://sweeps/locks")
+
+
+def test_the_heartbeat_keeps_a_long_running_drivers_lock_fresh(tmp_path, monkeypatch):
+    monkeypatch.setattr(identity, "HEARTBEAT_S", 0.05)
+    location = parse_storage(str(tmp_path / "ray"))
+    lock = DriverLock(location, "ident").acquire()
+    first = json.loads((tmp_path / "ray" / "ident" / identity.LOCK_FILE).read_text())["heartbeat"]
+    time.sleep(0.3)
+    assert json.loads((tmp_path / "ray" / "ident" / identity.LOCK_FILE).read_text())["heartbeat"] > first
+    lock.release()
+    assert not (tmp_path / "ray" / "ident" / identity.LOCK_FILE).exists()

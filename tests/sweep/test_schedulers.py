@@ -1,0 +1,134 @@
+"""The Ray schedulers driven by hand (no cluster), as Ray tests its own: ``on_trial_add`` and
+``on_trial_result`` with stand-in trials and controller; then a second scheduler restored from the
+first one's journal, as ``--resume`` does, must decide exactly as the uninterrupted one."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("ray")
+
+from ray.tune.experiment import Trial as RayTrial  # noqa: E402
+from ray.tune.schedulers import TrialScheduler  # noqa: E402
+
+from ntkmtl.sweep.schedulers import JOURNAL_FILE, SeedAwareASHA  # noqa: E402
+
+
+class FakeTrial:
+    def __init__(self, trial_id: str, config_id: str, seed: int, experiment: str, n_seeds: int = 2):
+        self.trial_id = trial_id
+        self.config = {"trial": {"config_id": config_id, "seed": seed, "n_seeds": n_seeds}}
+        self.status = RayTrial.PENDING
+        self.last_result: dict = {}
+        self.storage = SimpleNamespace(storage_filesystem=None, experiment_fs_path=experiment)
+
+    def should_recover(self) -> bool:
+        return False
+
+
+class FakeController:
+    """The two calls a scheduler makes: get_trials, stop_trial (Ray calls on_trial_remove for paused/pending)."""
+
+    def __init__(self, scheduler, trials):
+        self.scheduler, self.trials = scheduler, trials
+
+    def get_trials(self):
+        return self.trials
+
+    def stop_trial(self, trial):
+        if trial.status in (RayTrial.PENDING, RayTrial.PAUSED):
+            self.scheduler.on_trial_remove(self, trial)
+        trial.status = RayTrial.TERMINATED
+
+
+def report(scheduler, controller, trial, epoch, val_delta_m):
+    trial.status = RayTrial.RUNNING
+    action = scheduler.on_trial_result(controller, trial, {"epoch": epoch, "val_delta_m": val_delta_m})
+    trial.last_result = {"epoch": epoch}
+    trial.status = {TrialScheduler.PAUSE: RayTrial.PAUSED, TrialScheduler.STOP: RayTrial.TERMINATED}.get(action, RayTrial.RUNNING)
+    if action == TrialScheduler.STOP:
+        scheduler.on_trial_complete(controller, trial, {})
+    return action
+
+
+def setup(tmp_path, group_seeds=True, statuses=None):
+    scheduler = SeedAwareASHA("val_delta_m", "min", grace_period=2, reduction_factor=2, max_t=8, group_seeds=group_seeds)
+    trials = [FakeTrial(f"{c}{s}", c, s, str(tmp_path)) for c in "AB" for s in (0, 1)]
+    for trial in trials:
+        if statuses and trial.trial_id in statuses:
+            trial.status, trial.last_result = statuses[trial.trial_id]
+    controller = FakeController(scheduler, trials)
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+    return scheduler, controller, {t.trial_id: t for t in trials}
+
+
+def test_seeds_pause_at_the_rung_then_continue_or_stop_together(tmp_path):
+    s, c, t = setup(tmp_path)
+    assert report(s, c, t["A0"], 1, 5.0) == TrialScheduler.CONTINUE
+    assert report(s, c, t["A0"], 2, 4.0) == TrialScheduler.PAUSE
+    assert s.choose_trial_to_run(c) is t["A1"]  # the paused seed is not released before its sibling reports
+    assert report(s, c, t["A1"], 2, 6.0) == TrialScheduler.CONTINUE
+    assert s.choose_trial_to_run(c) is t["A0"]  # released: it goes first
+    assert report(s, c, t["B0"], 2, 3.0) == TrialScheduler.PAUSE  # alone better than A's mean 5 ...
+    assert report(s, c, t["B1"], 2, 9.0) == TrialScheduler.STOP  # ... but B's mean 6 is worse: both stop
+    assert t["B0"].status == RayTrial.TERMINATED and s.debug_string().endswith("1 configurations stopped")
+    assert (tmp_path / JOURNAL_FILE).is_file()
+
+
+def test_plain_asha_judges_each_trial_alone(tmp_path):
+    s, c, t = setup(tmp_path, group_seeds=False)
+    assert report(s, c, t["A0"], 2, 4.0) == TrialScheduler.CONTINUE  # no pause: its own group
+    assert report(s, c, t["A1"], 2, 6.0) == TrialScheduler.STOP  # below the median of {4}
+    assert report(s, c, t["B0"], 2, 3.0) == TrialScheduler.CONTINUE
+    assert s.debug_string() == "Using ASHA: 1 trials stopped"
+
+
+def sequence():
+    """(trial, epoch, val Δm) of a sweep of two configurations x two seeds, in arrival order."""
+    return [("A0", 1, 5.0), ("A1", 1, 6.0), ("A0", 2, 4.0), ("A1", 2, 6.0), ("A0", 3, 3.0), ("A1", 3, 5.0),
+            ("A0", 4, 2.0), ("A1", 4, 4.0), ("B0", 1, 7.0), ("B0", 2, 3.0), ("B1", 2, 9.0), ("B1", 4, 9.0)]
+
+
+@pytest.mark.parametrize("group_seeds", [True, False])
+@pytest.mark.parametrize("cut", [3, 5, 9, 10])
+def test_a_scheduler_restored_from_its_journal_decides_as_the_uninterrupted_one(tmp_path, group_seeds, cut):
+    whole, c, t = setup(tmp_path / "whole", group_seeds)
+    expected = [report(whole, c, t[name], e, v) if t[name].status != RayTrial.TERMINATED else "ended"
+                for name, e, v in sequence()]
+    first, c1, t1 = setup(tmp_path / "cut", group_seeds)
+    got = [report(first, c1, t1[name], e, v) if t1[name].status != RayTrial.TERMINATED else "ended"
+           for name, e, v in sequence()[:cut]]
+    # the driver dies; Ray restores unfinished trials as PENDING with their last result, ended ones as they were
+    restored = {k: (RayTrial.PENDING if tr.status != RayTrial.TERMINATED else RayTrial.TERMINATED, dict(tr.last_result))
+                for k, tr in t1.items()}
+    second, c2, t2 = setup(tmp_path / "cut", group_seeds, statuses=restored)
+    second.choose_trial_to_run(c2)  # held seeds wait, seeds of a stopped configuration are stopped
+    for name, e, v in sequence()[cut:]:
+        trial = t2[name]
+        if trial.status == RayTrial.TERMINATED:
+            got.append("ended")
+        elif e <= int(trial.last_result.get("epoch", 0)):
+            got.append(expected[len(got)])  # reported before the kill: not run again
+        else:
+            got.append(report(second, c2, trial, e, v))
+    assert got == expected
+    assert {k: tr.status == RayTrial.TERMINATED for k, tr in t2.items() if k.startswith("B")} == \
+           {k: tr.status == RayTrial.TERMINATED for k, tr in t.items() if k.startswith("B")}
+
+
+def test_a_restored_seed_whose_sibling_ended_before_the_kill_is_not_left_waiting(tmp_path):
+    """The hang of issue 12: a seed waits at a rung for a sibling that had ended (errored) before the
+    kill; the restored scheduler must know the sibling ended and release the seed."""
+    first, c1, t1 = setup(tmp_path)
+    report(first, c1, t1["A0"], 2, 4.0)  # waits for A1
+    t1["A1"].status = RayTrial.ERROR
+    first.on_trial_error(c1, t1["A1"])  # A1 ends for good: A0 released
+    assert first.halving.is_released("A/0")
+    restored = {"A0": (RayTrial.PENDING, {"epoch": 2}), "A1": (RayTrial.ERROR, {"epoch": 1})}
+    second, c2, t2 = setup(tmp_path, statuses=restored)
+    assert second.choose_trial_to_run(c2) is t2["A0"]
+    # and without a journal (a sweep from before it), the ended sibling is still dropped when added
+    third, c3, t3 = setup(tmp_path / "nojournal", statuses=restored)
+    assert report(third, c3, t3["A0"], 3, 3.0) == TrialScheduler.CONTINUE
