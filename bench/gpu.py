@@ -16,8 +16,8 @@ It prints one Markdown report (and writes it to ``--out``):
 2. QM9 trials packed 1, 2, 4, 8 per GPU as concurrent processes (each one real trial: its own
    model, optimizer and data) stepping together for ``--pack-seconds``: steps/s per trial, the
    aggregate, the per-trial slowdown against one trial alone, peak memory per trial and the
-   device memory in use. This decides ``DEFAULT_GPU_FRACTION["qm9"]`` (ntkmtl/sweep/config.py).
-3. What the figures suggest for ``DEFAULT_GPU_FRACTION["qm9"]`` and for
+   device memory in use. This decides QM9's ``TrainDefaults.gpu_fraction`` (ntkmtl/benchmarks/qm9.py).
+3. What the figures suggest for QM9's ``gpu_fraction`` and for
    ``DEFAULT_TASK_GRADIENTS["cuda"]`` (ntkmtl/methods/gradients.py), by the rules printed with them.
 
 Clock: wall time after ``torch.cuda.synchronize()`` on CUDA; on CPU this process's CPU time (so
@@ -324,7 +324,7 @@ def suggestions(step_results, packing, precisions) -> list[str]:
         best = max(gains.values())
         chosen = min(n for n, g in gains.items() if g >= 0.95 * best)
         measured = ", ".join(f"{n}: {g:.2f}" for n, g in gains.items())
-        lines.append(f"- `DEFAULT_GPU_FRACTION['qm9']`: **{1 / chosen:g}** ({chosen} trials per GPU; rule: the fewest trials "
+        lines.append(f"- `QM9.defaults.gpu_fraction`: **{1 / chosen:g}** ({chosen} trials per GPU; rule: the fewest trials "
                      f"per GPU whose aggregate throughput is within 5% of the best; mean aggregate × 1 trial: {measured}), "
                      "if the peak memory per trial fits.")
     return lines + [""]

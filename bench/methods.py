@@ -117,7 +117,7 @@ class Runner:
                 per_sample_losses(self.model, self.x, self.y)
             return
         self.optimizer.zero_grad(set_to_none=True)
-        n_chunks = self.method.n_chunks if self.method is not None else 1
+        n_chunks = self.method.requirements.max_chunks if self.method is not None else 1
         per_sample, z = per_sample_losses(self.model, self.x, self.y)
         losses = chunk_means(per_sample, n_chunks)
         if self.method is None:
@@ -125,9 +125,15 @@ class Runner:
         else:
             self.method.backward(losses, self.shared, self.heads, representation=z)
         self.optimizer.step()
-        if self.method is not None and self.method.needs_losses_after_step:
+        if self.method is not None and self.method.requirements.losses_after_step:
             with torch.no_grad():
                 self.method.update(per_sample_losses(self.model, self.x, self.y)[0].mean(0))
+
+
+def _needs(cls) -> str:
+    """The table's 'needs' column: what the trainer computes for the method."""
+    r = cls.requires
+    return "gradients" if r.task_gradients else "representation" if r.representation else "losses"
 
 
 def bench(n_tasks, names, repeats, warmup, batch, device, clock):
@@ -185,7 +191,7 @@ def main(argv=None):
     print(header)
     print("|" + "---|" * (2 + 2 * len(args.tasks)))
     for name in names:
-        needs = {REFERENCE: "gradients", SR_SHARED: "representation"}.get(name, METHODS[name].needs if name in METHODS else "-")
+        needs = {REFERENCE: "gradients", SR_SHARED: "representation"}.get(name, _needs(METHODS[name]) if name in METHODS else "-")
         cells = []
         for k in args.tasks:
             t = results[k][name]

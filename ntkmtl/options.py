@@ -1,14 +1,19 @@
 """Declared settings: one ``HParam`` per option, with its type, default and valid range.
 
 Methods declare their hyperparameters with it and benchmarks their data options; the sweep layer
-validates YAML values and prints ``--help`` from the same declarations. This module sits below
-every other layer of the package and imports none of it.
+validates YAML values and prints ``--help`` from the same declarations, and the trainer declares
+its settings (``TrialConfig``) with it. ``parse_value`` / ``load_yaml`` are the one reader of typed
+values, for YAML files and command lines alike. This module sits below every other layer of the
+package and imports none of it.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,35 @@ class HParam:
         if not isinstance(value, self.kind):
             raise ValueError(f"{where} should be a {self.kind.__name__}; valid: {self.valid_range()}")
         return value
+
+
+# -- the one value parser ---------------------------------------------------------------------
+class SettingsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as people write them: ``1e-4``, ``2.5E-3``, ``.5``.
+
+    YAML 1.1 (PyYAML) reads ``1e-4`` as a string (its floats need a dot and a signed exponent);
+    YAML 1.2's float rule is added here, so a sweep config, ``--set`` and the train CLI all give
+    the float 0.0001. Everything else is SafeLoader's: ``true``, ``null``, ``[0, 1]``, strings.
+    """
+
+
+SettingsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document read with ``SettingsLoader`` (raises yaml.YAMLError when malformed)."""
+    return yaml.load(text, Loader=SettingsLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse_value(text: str) -> Any:
+    """A value typed on a command line (``--set``, ``--hp``, ``--data``, the train CLI's settings),
+    read as one YAML value: ``3`` → 3, ``1e-3`` → 0.001, ``true`` → True, ``null`` → None,
+    ``[0, 1]`` → [0, 1]; text that is not valid YAML stays the string itself."""
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError:
+        return text

@@ -51,7 +51,7 @@ def precision_conflict(precision: str, method: type, task_gradients: str) -> str
     """Why ``precision`` cannot train ``method`` with this task-gradient mode (on any device), or None."""
     if precision != "fp16":
         return None
-    if getattr(method, "uses_representation", False) or getattr(method, "needs", "") == "representation":
+    if method.requires.representation:
         return (
             f"fp16 is not available for method {method.name!r}: it reads gradients with respect to the "
             "representation, which would carry fp16's loss scale; use bf16 or fp32"

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ntkmtl"
 LAYERS = ("options", "methods", "benchmarks", "train", "results", "sweep", "cli")  # bottom first
 TOP_LEVEL = {  # the layer of each top-level module or package of ntkmtl
     "options": "options", "methods": "methods", "benchmarks": "benchmarks",
-    "train": "train", "precision": "train",  # precision: torch-only helpers of the trainer
+    "train": "train", "training": "train", "precision": "train",  # precision: torch-only helpers of the trainer
     "results": "results", "sweep": "sweep",
     "tune": "cli", "report": "cli",  # python -m ntkmtl.tune / ntkmtl.report: argument parsing
 }
@@ -135,7 +135,7 @@ def test_the_walker_sees_the_imports_it_must_see():
     assert "ntkmtl.options" in {t for _, t in GRAPH["ntkmtl.benchmarks.qm9"]}
     assert "ntkmtl.benchmarks.qm9_source" in {t for _, t in GRAPH["ntkmtl.benchmarks.qm9"]}  # from pkg import module
     assert "ntkmtl.methods.gradients" in {t for _, t in GRAPH["ntkmtl.methods.base"]}
-    assert any(layer(t) == "benchmarks" for _, t in GRAPH["ntkmtl.train"])
+    assert any(layer(t) == "benchmarks" for _, t in GRAPH["ntkmtl.training.trial"])
     assert "ntkmtl.results.schema" in {t for _, t in GRAPH["ntkmtl.sweep.export"]}  # the sweep uses results
     assert "ntkmtl.results.table" in {t for _, t in GRAPH["ntkmtl.results.compare_text"]}  # under TYPE_CHECKING
     assert "ntkmtl.results.plots" in {t for _, t in GRAPH["ntkmtl.results.write"]}  # inside a function

@@ -174,11 +174,11 @@ def test_fp16_two_epochs_restore_two_epochs_equals_four(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"precision": "fp8"}, "precision='fp8' is not valid; valid precisions: fp32, bf16, fp16"),
+        ({"precision": "fp8"}, "setting precision='fp8' is not valid; valid: one of 'fp32', 'bf16', 'fp16'"),
         ({"precision": "fp16", "method": "ntkmtl_sr"}, "not available for method 'ntkmtl_sr'.*use bf16 or fp32"),
         ({"precision": "fp16", "method": "consmtl"}, "not available for method 'consmtl'"),
         ({"precision": "fp16", "method": "ntkmtl", "task_gradients": "batched"}, "needs task_gradients 'loop'"),
-        ({"task_gradients": "vmap"}, "task_gradients='vmap' is not valid; valid: auto, loop, batched"),
+        ({"task_gradients": "vmap"}, "setting task_gradients='vmap' is not valid; valid: one of 'auto', 'loop', 'batched'"),
     ],
 )
 def test_unsupported_precision_settings_are_one_clear_error(overrides, message):

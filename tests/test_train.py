@@ -4,16 +4,18 @@ import math
 import random
 import subprocess
 import sys
+from dataclasses import fields, replace
 from itertools import islice
 
 import pytest
 import torch
 
 from ntkmtl.benchmarks.toy import Toy
-from ntkmtl.methods import METHODS, chunk_slices
+
+from ntkmtl.methods import METHODS, Requirements
 from ntkmtl.methods.base import LossWeightingMethod
-from ntkmtl.options import HParam
-from ntkmtl.train import Trial, TrialConfig, main, parse_value
+from ntkmtl.options import HParam, load_yaml
+from ntkmtl.train import TRAIN_SETTINGS, Trial, TrialConfig, main, parse_value
 
 TIMING_KEYS = ("epoch_seconds", "samples_per_second")
 TOY_DATA = {"n_train": 128, "n_val": 64, "n_test": 64}
@@ -35,7 +37,7 @@ class SpyMethod(LossWeightingMethod):
     name = "spy"
     paper = "test double"
     hparams = (HParam("chunks", int, 1, "chunks per batch", low=1),)
-    needs_losses_after_step = True
+    requires = Requirements(losses_after_step=True)
     state_attributes = ("logits", "updates")
 
     def __init__(self, n_tasks, device=None, **hparams):
@@ -45,11 +47,8 @@ class SpyMethod(LossWeightingMethod):
         self.loss_shapes, self.representations, self.epoch_ends = [], [], []
 
     @property
-    def n_chunks(self):
-        return self.chunks
-
-    def batch_chunks(self, batch_size):
-        return chunk_slices(batch_size, self.chunks) if self.chunks > 1 else None
+    def requirements(self):
+        return replace(self.requires, chunks=self.chunks if self.chunks > 1 else None)
 
     def parameters(self):
         return [self.logits]
@@ -72,7 +71,7 @@ class SpyMethod(LossWeightingMethod):
 
 class SpyRepresentation(SpyMethod):
     name = "spy_sr"
-    needs = "representation"
+    requires = Requirements(losses_after_step=True, representation=True)
 
 
 @pytest.fixture
@@ -222,10 +221,11 @@ def test_preloaded_benchmark_must_match_the_config(toy):
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("epochs", 0, "epochs=0 must be an integer >= 1"),
-        ("lr", -1.0, "lr=-1.0 must be a positive"),
-        ("scheduler", "linear", "valid schedulers: plateau, cosine, step, none"),
-        ("device", "tpu", "valid devices: auto, cpu, cuda"),
+        ("epochs", 0, r"trial: setting epochs=0 is out of range; valid: int in \[1, inf\)"),
+        ("lr", -1.0, r"setting lr=-1.0 is out of range; valid: float in \(0, inf\)"),
+        ("lr", "1e-3", "setting lr='1e-3' is not a number"),  # typed values: the CLI and YAML parse text
+        ("scheduler", "linear", "valid: one of 'plateau', 'cosine', 'step', 'none'"),
+        ("device", "tpu", "valid: one of 'auto', 'cpu', 'cuda'"),
         ("method", "nope", "unknown method 'nope'"),
         ("benchmark", "mnist", "unknown benchmark 'mnist'"),
     ],
@@ -240,8 +240,28 @@ def test_progress_bar_per_epoch(capsys):
     assert "epoch 1/1" in capsys.readouterr().err
 
 
-def test_parse_value():
-    assert [parse_value(v) for v in ("3", "1e-3", "0.5", "TRUE", "none", "qm9pack")] == [3, 1e-3, 0.5, True, None, "qm9pack"]
+def test_parse_value_reads_what_people_write():
+    texts = ("3", "1e-3", "2.5E-3", ".5", "0.5", "TRUE", "null", "[0, 1]", "qm9pack", "none", "-1e3")
+    assert [parse_value(v) for v in texts] == [3, 1e-3, 2.5e-3, 0.5, 0.5, True, None, [0, 1], "qm9pack", "none", -1000.0]
+    assert all(type(parse_value(v)) is float for v in ("1e-3", "2.5E-3", ".5", "1E5"))
+    # the same reader for YAML files (the sweep config): lr: 1e-4 is a number, not the string '1e-4'
+    assert load_yaml("train: {lr: 1e-4, method_lr: 2.5E-3}\nseeds: [0, 1]\nflag: true") == {
+        "train": {"lr": 1e-4, "method_lr": 2.5e-3}, "seeds": [0, 1], "flag": True}
+
+
+def test_trial_config_fields_are_the_declared_settings():
+    declared = {h.name: h.default for h in TRAIN_SETTINGS}
+    defaults = {f.name: f.default for f in fields(TrialConfig) if f.name in declared}
+    assert defaults == declared
+    assert {f.name for f in fields(TrialConfig)} == set(declared) | {"benchmark", "method", "hparams", "data", "seed"}
+
+
+def test_cli_settings_take_exponent_notation(capsys, tmp_path):
+    out = tmp_path / "r.jsonl"
+    assert main(CLI_TOY + ["--epochs", "1", "--lr", "2.5E-3", "--method-lr", ".5", "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["lr"] == 2.5e-3
+    assert main(CLI_TOY + ["--epochs", "0"]) == 2
+    assert "setting epochs=0 is out of range" in capsys.readouterr().err
 
 
 CLI_TOY = ["--benchmark", "toy", "--data", "n_train=64", "--data", "n_val=32", "--data", "n_test=32", "--no-progress"]
@@ -252,7 +272,7 @@ CLI_TOY = ["--benchmark", "toy", "--data", "n_train=64", "--data", "n_val=32", "
     [
         (["--method", "nope"], "unknown method 'nope'; valid methods:"),
         (["--method", "ntkmtl", "--hp", "foo=1"], "unknown hyperparameter 'foo'"),
-        (["--method", "ntkmtl", "--ntk-exp", "-1"], "ntk_exp=-1.0 is out of range"),
+        (["--method", "ntkmtl", "--ntk-exp", "-1"], "ntk_exp=-1 is out of range"),
         (["--hp", "ntk_exp"], "--hp 'ntk_exp' is not of the form key=value"),
         (["--data", "n_train=0"], "n_train=0 is out of range"),
         (["--data", "color=red"], "unknown data option 'color'"),
@@ -306,3 +326,13 @@ def test_cli_subprocess_has_no_traceback():
     assert result.stderr.strip().splitlines() == [
         "error: method 'ntkmtl': hyperparameter ntk_exp=9 is out of range; valid: float in [0, 4]"
     ]
+
+
+def test_every_step_of_a_trial_is_the_shared_train_step(monkeypatch):
+    import ntkmtl.training.trial as trial_module
+
+    calls = []
+    original = trial_module.train_step
+    monkeypatch.setattr(trial_module, "train_step", lambda *a, **k: calls.append(a[0].name) or original(*a, **k))
+    list(Trial(toy_config(method="famo", epochs=1)).run())
+    assert calls == ["famo"] * 4  # 128 samples, batches of 32

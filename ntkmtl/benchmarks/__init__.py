@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ntkmtl.benchmarks.base import Benchmark, DataError, Metric, TrainDefaults, delta_m
+from ntkmtl.benchmarks.base import LR_SCHEDULES, Benchmark, DataError, Metric, TrainDefaults, delta_m
 
 BENCHMARKS: dict[str, str] = {
     "qm9": "ntkmtl.benchmarks.qm9:QM9",
@@ -48,6 +48,6 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
 
 
 __all__ = [
-    "BENCHMARKS", "Benchmark", "DataError", "Metric", "TrainDefaults", "benchmark_class", "delta_m",
+    "BENCHMARKS", "LR_SCHEDULES", "Benchmark", "DataError", "Metric", "TrainDefaults", "benchmark_class", "delta_m",
     "describe_benchmarks", "get_benchmark",
 ]

@@ -1,6 +1,6 @@
 """The benchmark interface: tasks, metrics with their direction and STL baselines, data, model, losses.
 
-A benchmark knows nothing about weighting methods or Ray. The trainer (ntkmtl/train.py) asks it
+A benchmark knows nothing about weighting methods or Ray. The trainer (ntkmtl/training/) asks it
 for data loaders, a model, per-sample loss terms and evaluation metrics; Δm is computed here,
 once, from the metric declarations (docs/REFERENCE_FACTS.md §3).
 """
@@ -28,16 +28,42 @@ class Metric:
     baseline: float
 
 
+# Every learning-rate schedule (stepped once per epoch) and its options, the values of the
+# reference trainers that use it: ReduceLROnPlateau on val Δm as the QM9 trainer, StepLR as the
+# MTAN ones. A benchmark changes them for itself in ``TrainDefaults.schedule_options``.
+LR_SCHEDULES: Mapping[str, Mapping[str, Any]] = {
+    "plateau": {"factor": 0.7, "patience": 10, "min_lr": 1e-5},
+    "cosine": {"eta_min": 0.0},
+    "step": {"step_size": 100, "gamma": 0.5},
+    "none": {},
+}
+
+
 @dataclass(frozen=True)
 class TrainDefaults:
-    """The paper's optimisation set-up for a benchmark (docs/REFERENCE_FACTS.md §4)."""
+    """The paper's optimisation set-up for a benchmark (docs/REFERENCE_FACTS.md §4), and the GPU
+    share one trial asks for when ``resources.gpu`` is ``auto`` on a cluster with GPUs (QM9 and
+    CelebA trials share a GPU; SegNet-MTAN's do not). ``schedule_options``: this benchmark's
+    options of any schedule of ``LR_SCHEDULES``, over that table's."""
 
     epochs: int
     batch_size: int
     lr: float
-    scheduler: str  # "plateau" (on val Δm) | "cosine" | "step" | "none"
-    scheduler_options: Mapping[str, Any] = field(default_factory=dict)
+    scheduler: str  # a key of LR_SCHEDULES
+    gpu_fraction: float
+    schedule_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted({self.scheduler, *self.schedule_options} - set(LR_SCHEDULES))
+        if unknown:
+            raise ValueError(f"TrainDefaults: unknown schedule {unknown[0]!r}; valid: {', '.join(LR_SCHEDULES)}")
+        if not (0.0 <= self.gpu_fraction <= 1.0 or float(self.gpu_fraction).is_integer()):
+            raise ValueError(f"TrainDefaults: gpu_fraction={self.gpu_fraction!r} must be in [0, 1] or a whole number")
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        """The options of schedule ``name`` on this benchmark."""
+        return {**LR_SCHEDULES[name], **self.schedule_options.get(name, {})}
 
 
 def delta_m(values: Mapping[str, float], metrics: Sequence[Metric]) -> float:

@@ -194,7 +194,7 @@ class CelebAImages(Dataset):
 class CelebA(Benchmark):
     name = "celeba"
     tasks = ATTRIBUTES
-    defaults = TrainDefaults(epochs=15, batch_size=256, lr=3e-4, scheduler="cosine")
+    defaults = TrainDefaults(epochs=15, batch_size=256, lr=3e-4, scheduler="cosine", gpu_fraction=0.5)
     data_options = (
         HParam("root", str, "~/data/celeba", "the CelebA folder (Img/, Anno/, Eval/)"),
         HParam("cache_dir", str, "~/.cache/ntkmtl/celeba",

@@ -29,8 +29,7 @@ class Cityscapes(DenseBenchmark):
         counts={"train": 2975, "val": 500},
         size=(128, 256),
     )
-    defaults = TrainDefaults(epochs=200, batch_size=8, lr=1e-4, scheduler="step",
-                             scheduler_options={"step_size": 100, "gamma": 0.5})
+    defaults = TrainDefaults(epochs=200, batch_size=8, lr=1e-4, scheduler="step", gpu_fraction=1.0)
     data_options = mtan_options("Cityscapes", root="~/data/cityscapes", eval_batch_size=8)
 
     @property

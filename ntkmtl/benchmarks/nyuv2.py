@@ -34,8 +34,7 @@ class NYUv2(DenseBenchmark):
         counts={"train": 795, "val": 654},
         size=(288, 384),
     )
-    defaults = TrainDefaults(epochs=200, batch_size=2, lr=1e-4, scheduler="step",
-                             scheduler_options={"step_size": 100, "gamma": 0.5})
+    defaults = TrainDefaults(epochs=200, batch_size=2, lr=1e-4, scheduler="step", gpu_fraction=1.0)
     data_options = mtan_options("NYUv2", root="~/data/nyuv2", eval_batch_size=2)
     # The reference's NYUv2 trainer averages the batch into ONE chunk for NTKMTL-SR.
     method_defaults = {"ntkmtl_sr": {"n_splits": 1}}

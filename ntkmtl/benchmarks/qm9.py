@@ -53,10 +53,7 @@ def split_positions(n_molecules: int, split_seed: int) -> dict[str, np.ndarray]:
 class QM9(Benchmark):
     name = "qm9"
     tasks = TASKS
-    defaults = TrainDefaults(
-        epochs=300, batch_size=60, lr=1e-3, scheduler="plateau",
-        scheduler_options={"factor": 0.7, "patience": 10, "min_lr": 1e-5},
-    )
+    defaults = TrainDefaults(epochs=300, batch_size=60, lr=1e-3, scheduler="plateau", gpu_fraction=0.25)
     data_options = (
         HParam("source", str, "qm9pack", "qm9pack (the real QM9 from PyPI, converted offline) or pyg (a PyG QM9 root)", choices=qm9_source.SOURCES),
         HParam("root", str, None, "PyG QM9 root directory (source pyg)"),

@@ -77,7 +77,7 @@ class ToyNet(MultiTaskModel):
 class Toy(Benchmark):
     name = "toy"
     tasks = tuple(SCALES)
-    defaults = TrainDefaults(epochs=10, batch_size=32, lr=3e-3, scheduler="cosine")
+    defaults = TrainDefaults(epochs=10, batch_size=32, lr=3e-3, scheduler="cosine", gpu_fraction=0.0)
     data_options = (
         HParam("n_train", int, 512, "training samples", low=1, high=MAX_SAMPLES),
         HParam("n_val", int, 128, "validation samples", low=1, high=MAX_SAMPLES),

@@ -7,40 +7,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from ntkmtl.methods.base import GradientMethod, LossWeightingMethod, WeightMethod
-from ntkmtl.methods.cagrad import CAGrad
-from ntkmtl.methods.consmtl import ConsMTL
-from ntkmtl.methods.dwa import DynamicWeightAverage
-from ntkmtl.methods.fairgrad import FairGrad
-from ntkmtl.methods.famo import FAMO
-from ntkmtl.methods.go4align import GO4Align
-from ntkmtl.methods.gradients import chunk_slices
-from ntkmtl.methods.graddrop import GradDrop
-from ntkmtl.methods.imtl import IMTLG
-from ntkmtl.methods.log_cagrad import LogCAGrad
-from ntkmtl.methods.log_imtl import LogIMTLG
-from ntkmtl.methods.log_mgda import LogMGDA
-from ntkmtl.methods.ls import LinearScalarization
-from ntkmtl.methods.mgda import MGDA
-from ntkmtl.methods.nashmtl import NashMTL
-from ntkmtl.methods.ntkmtl import NTKMTL
-from ntkmtl.methods.ntkmtl_sr import NTKMTLSR
-from ntkmtl.methods.pcgrad import PCGrad
-from ntkmtl.methods.pivrg import PIVRG
-from ntkmtl.methods.rlw import RandomLossWeighting
-from ntkmtl.methods.scaleinvls import ScaleInvariantLS
-from ntkmtl.methods.stl import STL
-from ntkmtl.methods.uw import UncertaintyWeighting
+import importlib
+import pkgutil
 
-# The reference library's 21 names in its order, then NTKMTL-SR.
-METHODS: dict[str, type[WeightMethod]] = {
-    cls.name: cls
-    for cls in (
-        STL, LinearScalarization, UncertaintyWeighting, ScaleInvariantLS, RandomLossWeighting,
-        DynamicWeightAverage, PCGrad, MGDA, GradDrop, LogMGDA, CAGrad, LogCAGrad, IMTLG, LogIMTLG,
-        NashMTL, FAMO, FairGrad, PIVRG, ConsMTL, GO4Align, NTKMTL, NTKMTLSR,
-    )
-}
+from ntkmtl.methods.base import GradientMethod, LossWeightingMethod, WeightMethod
+from ntkmtl.methods.contract import Requirements, StepResult
+from ntkmtl.methods.gradients import chunk_slices
+from ntkmtl.methods.gramian_method import GramianMethod
+
+
+def _discover() -> dict[str, type[WeightMethod]]:
+    """Every method of the package, by name: a module ``ntkmtl/methods/<name>.py`` that defines a
+    ``WeightMethod`` subclass whose ``name`` is ``<name>`` registers it (so adding a method is its
+    module and its test). The other modules (base, contract, gradients, solvers, …) define none."""
+    found: dict[str, type[WeightMethod]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, WeightMethod) and obj.__module__ == module.__name__ \
+                    and obj.name == info.name:
+                found[obj.name] = obj
+    return found
+
+
+METHODS: dict[str, type[WeightMethod]] = _discover()  # by name, alphabetically
 
 
 def method_class(name: str) -> type[WeightMethod]:
@@ -56,17 +46,18 @@ def get_method(name: str, n_tasks: int, device: Any = None, **hparams: Any) -> W
 
 
 def describe_methods() -> str:
-    """One block per method: name, what it needs, its paper and hyperparameters (for --help)."""
+    """One block per method: name, what the trainer computes for it, its paper and hyperparameters (for --help)."""
     lines = []
     for name in sorted(METHODS):
         cls = METHODS[name]
-        lines.append(f"{name}  [{cls.needs}]  {cls.paper}")
+        needs = cls(n_tasks=2).requirements.describe()  # with the default hyperparameters
+        lines.append(f"{name}  [{needs}]  {cls.paper}")
         for h in cls.all_hparams():
             lines.append(f"    {h.name} = {h.default!r}  ({h.valid_range()}): {h.help}")
     return "\n".join(lines)
 
 
 __all__ = [
-    "METHODS", "GradientMethod", "LossWeightingMethod", "WeightMethod",
+    "METHODS", "GradientMethod", "GramianMethod", "LossWeightingMethod", "Requirements", "StepResult", "WeightMethod",
     "chunk_slices", "describe_methods", "get_method", "method_class",
 ]

@@ -1,23 +1,19 @@
 """The weighting-method interface shared by NTKMTL, NTKMTL-SR and every baseline.
 
-A method turns K task losses into gradients on the model's parameters. What it consumes decides
-what the trainer has to compute, so each method declares it in ``needs``:
+A method turns K task losses into gradients on the model's parameters. What the trainer must
+give it is declared once, in ``requires`` (a frozen ``contract.Requirements``: the representation,
+batch chunks, the losses after the step, per-task gradients); an instance's ``requirements`` adds
+what depends on its hyperparameters (NTKMTL's ``n`` chunks). Three bases:
 
-- ``"losses"``: a weighting of the losses; one backward pass (LS, UW, DWA, FAMO, …).
-- ``"gradients"``: per-task gradients of the shared parameters, G (K × P), usually through the
-  K × K Gramian G Gᵀ; K backward passes (MGDA, PCGrad, CAGrad, Nash-MTL, NTKMTL, …).
-- ``"representation"``: gradients with respect to the shared representation z only, then one
-  backward pass (NTKMTL-SR).
+- ``LossWeightingMethod``: a weighting of the losses; one backward pass (LS, UW, DWA, FAMO, …).
+- ``GradientMethod``: combines the per-task shared gradients G (K × P) into one update (GradDrop).
+- ``GramianMethod`` (gramian_method.py): a ``GradientMethod`` whose weights come from the K × K Gramian G Gᵀ (and the
+  losses) alone, in ``gramian_weights`` — testable on a matrix; the base forms G, the Gramian, the
+  K-scaling and the update Σ_k w_k g_k once (MGDA, PCGrad, CAGrad, IMTL, Nash-MTL, FairGrad, NTKMTL, …).
 
-Usage, in the spirit of the reference library::
-
-    method = get_method("ntkmtl", n_tasks=11, ntk_exp=0.5)
-    info = method.backward(losses, shared_parameters, task_specific_parameters, representation=z)
-    optimizer.step()            # info["weights"]: the K task weights actually applied
-
-``losses`` is a tensor of shape [K], or [n, K] for methods that split the batch into chunks:
-``method.batch_chunks(batch_size)`` returns the n slices of the batch (or None for [K] losses),
-and row j of the losses is the loss of the samples in slice j.
+Usage: ``result = method.backward(losses, shared, heads, representation=z)`` then
+``optimizer.step()``; ``result.weights`` are the K task weights applied. ``losses`` is [K], or
+[n, K] for a method that chunks (``method.requirements.batch_chunks(B)``: row j = slice j's loss).
 """
 from __future__ import annotations
 
@@ -27,6 +23,7 @@ from typing import Any, ClassVar, Iterable, Sequence
 
 import torch
 
+from ntkmtl.methods.contract import Requirements, StepResult
 from ntkmtl.methods.gradients import (
     CHUNK_LAYOUTS,
     backward_heads,
@@ -53,24 +50,19 @@ HEAD_GRADIENTS = HParam(
 
 
 class WeightMethod(ABC):
-    """Base class: validated hyperparameters, shared-gradient clipping, state for checkpoints.
+    """Base class: validated hyperparameters, the requirements, shared-gradient clipping, the checked
+    step result, state for checkpoints.
 
-    Subclasses set ``name``, ``needs``, ``paper``, ``hparams`` and implement ``_backward``; they
+    Subclasses set ``name``, ``paper``, ``hparams``, ``requires`` and implement ``_backward``; they
     list the attributes that must survive a checkpoint in ``state_attributes``.
     """
 
     name: ClassVar[str] = ""
-    needs: ClassVar[str] = "losses"
     paper: ClassVar[str] = ""
     hparams: ClassVar[tuple[HParam, ...]] = ()
+    requires: ClassVar[Requirements] = Requirements()
     default_max_norm: ClassVar[float] = 0.0
     state_attributes: ClassVar[tuple[str, ...]] = ()
-    # True for methods whose backward() reads ``representation`` (NTKMTL-SR, ConsMTL): the trainer
-    # must then pass z, whatever ``needs`` says about the cost.
-    uses_representation: ClassVar[bool] = False
-    # True for methods that need the losses of the same batch after optimizer.step() (FAMO):
-    # the trainer then calls ``update(losses_after_step)``.
-    needs_losses_after_step: ClassVar[bool] = False
 
     @classmethod
     def all_hparams(cls) -> tuple[HParam, ...]:
@@ -106,14 +98,9 @@ class WeightMethod(ABC):
 
     # -- what the trainer asks ---------------------------------------------------------------
     @property
-    def n_chunks(self) -> int:
-        """The most chunks the trainer splits a batch into; 1 for methods that take [K] losses."""
-        return 1
-
-    def batch_chunks(self, batch_size: int) -> list[slice] | None:
-        """The slices of a batch whose losses form the rows of the [n, K] losses, or None when
-        the method takes the batch's [K] losses. Methods that chunk override this."""
-        return None
+    def requirements(self) -> Requirements:
+        """This instance's requirements: ``requires`` plus what its hyperparameters decide."""
+        return self.requires
 
     def parameters(self) -> list[torch.Tensor]:
         """The method's own learnable tensors trained by the model's optimizer (e.g. UW)."""
@@ -123,7 +110,7 @@ class WeightMethod(ABC):
         """Called once per epoch with the epoch's mean training loss per task (DWA uses it)."""
 
     def update(self, losses_after_step: torch.Tensor) -> None:
-        """Called after optimizer.step() with the same batch's new losses (FAMO uses it)."""
+        """Called after optimizer.step() with the same batch's new losses (``losses_after_step``)."""
 
     # -- the step ----------------------------------------------------------------------------
     def backward(
@@ -132,31 +119,31 @@ class WeightMethod(ABC):
         shared_parameters: Iterable[torch.nn.Parameter],
         task_specific_parameters: Iterable[torch.nn.Parameter] | None = None,
         representation: torch.Tensor | Sequence[torch.Tensor] | None = None,
-    ) -> dict[str, Any]:
-        """Set ``.grad`` on the parameters; return a dict with at least ``"weights"`` ([K])."""
+    ) -> StepResult:
+        """Set ``.grad`` on the parameters; return the applied weights [K] and the values to log."""
         shared = list(shared_parameters)
         heads = list(task_specific_parameters) if task_specific_parameters is not None else []
         self._check_losses(losses)
-        if (self.needs == "representation" or self.uses_representation) and representation is None:
+        if self.requirements.representation and representation is None:
             raise ValueError(f"method {self.name!r} needs the shared representation: pass representation=")
-        info = self._backward(losses, shared, heads, representation)
+        result = self._backward(losses, shared, heads, representation)
         if self.max_norm > 0:
-            info["grad_norm"] = clip_shared_gradient(shared, self.max_norm)
+            result = result.with_values(grad_norm=clip_shared_gradient(shared, self.max_norm))
         self.step_count += 1
-        return info
+        return result.checked(self.n_tasks, f"method {self.name!r}")
 
     @abstractmethod
-    def _backward(self, losses, shared, heads, representation) -> dict[str, Any]:
-        """Set the gradients for one step and return what to log (``"weights"`` at least)."""
+    def _backward(self, losses, shared, heads, representation) -> StepResult:
+        """Set the gradients for one step and return the weights and what to log."""
 
     def _check_losses(self, losses: torch.Tensor) -> None:
         shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
-        k = self.n_tasks
+        k, n = self.n_tasks, self.requirements.max_chunks
         ok = isinstance(losses, torch.Tensor) and (
-            shape == (k,) or (losses.dim() == 2 and shape[1] == k and 1 <= shape[0] <= self.n_chunks)
+            shape == (k,) or (losses.dim() == 2 and shape[1] == k and 1 <= shape[0] <= n)
         )
         if not ok:
-            expected = f"[{k}]" if self.n_chunks == 1 else f"[{k}] or [n, {k}] with n <= {self.n_chunks}"
+            expected = f"[{k}]" if n == 1 else f"[{k}] or [n, {k}] with n <= {n}"
             raise ValueError(f"method {self.name!r}: losses of shape {shape}, expected {expected}")
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -203,8 +190,6 @@ def _copy(value: Any) -> Any:
 class LossWeightingMethod(WeightMethod):
     """A method that only re-weights the losses: loss = Σ_k w_k L_k, one backward pass."""
 
-    needs = "losses"
-
     @abstractmethod
     def loss_weights(self, losses: torch.Tensor) -> torch.Tensor:
         """The K weights for this step (may carry gradient, as UW's do)."""
@@ -217,7 +202,7 @@ class LossWeightingMethod(WeightMethod):
     def _backward(self, losses, shared, heads, representation):
         total, weights = self.weighted_loss(losses)
         total.backward()
-        return {"weights": weights.detach().clone(), "loss": total.detach()}
+        return StepResult(weights.detach().clone(), {"loss": total.detach()})
 
 
 class GradientMethod(WeightMethod):
@@ -232,7 +217,7 @@ class GradientMethod(WeightMethod):
     gradients instead, as LibMTL does.
     """
 
-    needs = "gradients"
+    requires = Requirements(task_gradients=True)
     # True for the log_* variants: G holds the gradients of log(L_k + LOG_EPS) instead of L_k,
     # which makes the method invariant to each loss's scale (as in the FAMO paper's log-baselines).
     log_losses: ClassVar[bool] = False
@@ -245,8 +230,8 @@ class GradientMethod(WeightMethod):
         return own[:-1] + (HEAD_GRADIENTS,) + own[-1:] if cls.objective_heads else own
 
     @abstractmethod
-    def aggregate(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Return the update direction [P] for the shared parameters and what to log."""
+    def aggregate(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, StepResult]:
+        """Return the update direction [P] for the shared parameters, the weights and what to log."""
 
     def task_objectives(self, losses: torch.Tensor) -> torch.Tensor:
         """The K functions whose shared gradients form G: L_k, or log(L_k + LOG_EPS)."""
@@ -262,9 +247,9 @@ class GradientMethod(WeightMethod):
 
     def _backward(self, losses, shared, heads, representation):
         grads = task_gradients(self.task_objectives(losses), shared, retain_graph=bool(heads))
-        direction, info = self.aggregate(grads, losses.detach())
-        self.apply_update(direction, shared, heads, losses, info["weights"])
-        return info
+        direction, result = self.aggregate(grads, losses.detach())
+        self.apply_update(direction, shared, heads, losses, result.weights)
+        return result
 
     def apply_update(self, direction, shared, heads, losses, weights) -> None:
         """Shared parameters get ``direction``; heads the gradient of ``head_objective``."""

@@ -13,14 +13,14 @@ gap (``solvers.cagrad_weights``). An unconverged solve is counted in ``solver_fa
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod
-from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.contract import StepResult
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.reference_solvers import cagrad_slsqp
 from ntkmtl.methods.solvers import as_numpy, cagrad_weights, report_failure
 from ntkmtl.options import HParam
 
 
-class CAGrad(GradientMethod):
+class CAGrad(GramianMethod):
     name = "cagrad"
     paper = "Liu et al., Conflict-Averse Gradient Descent for Multi-task Learning, NeurIPS 2021"
     hparams = (
@@ -30,23 +30,25 @@ class CAGrad(GradientMethod):
     )
     default_max_norm = 1.0
 
-    def aggregate(self, grads, losses):
-        gram = gramian(grads)
-        info = {"solver_failures": 0}
-        if self.solver == "slsqp":
-            x, converged = cagrad_slsqp(as_numpy(gram), self.c)
-            if not converged:
-                report_failure(info, self.name, "SLSQP did not report success on the CAGrad dual", once="slsqp")
-        else:
-            x, gap, converged = cagrad_weights(gram, self.c)
-            info["duality_gap"] = gap
-            if not converged:
-                report_failure(info, self.name, f"CAGrad dual solve stopped with duality gap {gap:.3g}")
-        x = torch.as_tensor(x, dtype=grads.dtype, device=grads.device)
-        k = self.n_tasks
-        mean_norm = (gram.mean().clamp_min(0) + 1e-8).sqrt()
-        x_norm = (x @ gram @ x).clamp_min(0).sqrt()
-        lam = (self.c * mean_norm + 1e-8) / (x_norm + 1e-8)
-        weights = k * (1.0 / k + lam * x) / (1.0 + self.c**2)
-        info["weights"] = weights
-        return weights @ grads, info
+    def gramian_weights(self, gram, losses):
+        return cagrad_update_weights(gram, self.c, self.solver, self.name)
+
+
+def cagrad_update_weights(gram: torch.Tensor, c: float, solver: str = "slsqp", owner: str = "cagrad") -> StepResult:
+    """CAGrad's applied weights K · (1/K + λ x*) / (1 + c²) from the Gramian, and what to log."""
+    info = {"solver_failures": 0}
+    if solver == "slsqp":
+        x, converged = cagrad_slsqp(as_numpy(gram), c)
+        if not converged:
+            report_failure(info, owner, "SLSQP did not report success on the CAGrad dual", once="slsqp")
+    else:
+        x, gap, converged = cagrad_weights(gram, c)
+        info["duality_gap"] = gap
+        if not converged:
+            report_failure(info, owner, f"CAGrad dual solve stopped with duality gap {gap:.3g}")
+    x = torch.as_tensor(x, dtype=gram.dtype, device=gram.device)
+    k = gram.shape[0]
+    mean_norm = (gram.mean().clamp_min(0) + 1e-8).sqrt()
+    x_norm = (x @ gram @ x).clamp_min(0).sqrt()
+    lam = (c * mean_norm + 1e-8) / (x_norm + 1e-8)
+    return StepResult(k * (1.0 / k + lam * x) / (1.0 + c**2), info)

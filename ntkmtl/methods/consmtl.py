@@ -13,9 +13,10 @@ the heads task by task, the same number of tensors per task, as in the reference
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod
+from ntkmtl.methods.contract import Requirements
 from ntkmtl.methods.fairgrad import fair_update_weights
 from ntkmtl.methods.gradients import task_gradients, write_flat_gradient
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.options import HParam
 
 CLIP_RATIO = 0.1  # the extra head gradient is clipped to this fraction of the head's own gradient
@@ -25,16 +26,16 @@ def _flat_norm(parts) -> torch.Tensor:
     return torch.sqrt(sum((g.detach() ** 2).sum() for g in parts))
 
 
-class ConsMTL(GradientMethod):
+class ConsMTL(GramianMethod):
     name = "consmtl"
     paper = "Qin et al., Towards Consistent Multi-Task Learning: Unlocking the Potential of Task-Specific Parameters, CVPR 2025"
     hparams = (HParam("lambda_", float, 1.0, "strength λ of the head consistency term", low=0.0),)
     default_max_norm = 1.0
-    uses_representation = True
+    requires = Requirements(task_gradients=True, representation=True)
+    k_scaling = "weights"
 
-    def aggregate(self, grads, losses):
-        weights, info = fair_update_weights(self, grads, 2.0)
-        return weights @ grads, info
+    def gramian_weights(self, gram, losses):
+        return fair_update_weights(gram, 2.0, owner=self.name)
 
     def _backward(self, losses, shared, heads, representation):
         k = self.n_tasks
@@ -53,9 +54,9 @@ class ConsMTL(GradientMethod):
             (delta,) = torch.autograd.grad(losses[task], reps[task], retain_graph=True, create_graph=True, allow_unused=True)
             deltas.append(delta if delta is not None else torch.zeros_like(reps[task]))
         grads = task_gradients(losses, shared, retain_graph=True)
-        direction, info = self.aggregate(grads, losses.detach())
+        direction, result = self.aggregate(grads, losses.detach())
         write_flat_gradient(direction, shared)
-        x = info["weights"] / k
+        x = result.weights / k
         consensus = sum(x[task] * deltas[task].detach() for task in range(k))
         per_task = len(heads) // k
         for task in range(k):
@@ -67,7 +68,7 @@ class ConsMTL(GradientMethod):
             for p, g_own, g_extra in zip(theta, own, extra):
                 g = g_own + factor * g_extra
                 p.grad = g if p.grad is None else p.grad + g
-        return info
+        return result
 
     @staticmethod
     def _grads(objective, params):

@@ -13,6 +13,7 @@ step plus one forward pass for the new losses.
 import torch
 
 from ntkmtl.methods.base import LOG_EPS, LossWeightingMethod
+from ntkmtl.methods.contract import Requirements
 from ntkmtl.options import HParam
 
 
@@ -24,7 +25,7 @@ class FAMO(LossWeightingMethod):
         HParam("w_lr", float, 0.025, "Adam learning rate of the task logits", low=0.0, low_open=True),
     )
     state_attributes = ("logits", "logit_optimizer", "previous_losses")
-    needs_losses_after_step = True
+    requires = Requirements(losses_after_step=True)
 
     def __init__(self, n_tasks, device=None, **hparams):
         super().__init__(n_tasks, device=device, **hparams)

@@ -12,6 +12,7 @@ gradients' device. Reported weights: the share of each task's gradient mass kept
 import torch
 
 from ntkmtl.methods.base import GradientMethod
+from ntkmtl.methods.contract import StepResult
 
 
 class GradDrop(GradientMethod):
@@ -31,4 +32,4 @@ class GradDrop(GradientMethod):
         kept = 0.5 * (magnitudes @ (keep_positive + keep_negative) + grads @ (keep_positive - keep_negative))
         mass = magnitudes.sum(1)
         weights = torch.where(mass > 0, kept / mass.clamp_min(1e-30), torch.ones_like(mass))
-        return direction, {"weights": weights}
+        return direction, StepResult(weights)

@@ -13,15 +13,15 @@ the heads get the gradient of Σ_k α_k L_k (``head_gradients: plain``: their pl
 """
 import torch
 
-from ntkmtl.methods.base import GradientMethod
-from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.contract import StepResult
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.solvers import report_failure
 from ntkmtl.options import HParam
 
 NORM_EPS = 1e-12
 
 
-class IMTLG(GradientMethod):
+class IMTLG(GramianMethod):
     name = "imtl"
     paper = "Liu et al., Towards Impartial Multi-task Learning (IMTL-G), ICLR 2021"
     objective_heads = True
@@ -30,15 +30,14 @@ class IMTLG(GradientMethod):
                "lstsq (the least-squares solution)", choices=("regularize", "lstsq")),
     )
 
-    def aggregate(self, grads, losses):
+    def gramian_weights(self, gram, losses):
         info = {"solver_failures": 0}
-        weights = imtl_weights(self, gramian(grads).double(), info).to(grads.dtype)
-        info["weights"] = weights
-        return weights @ grads, info
+        return StepResult(imtl_weights(gram.double(), self.singular, info, self.name).to(gram.dtype), info)
 
 
-def imtl_weights(method: GradientMethod, gram: torch.Tensor, info: dict) -> torch.Tensor:
-    """IMTL-G's α from the Gramian A = G Gᵀ (float64)."""
+def imtl_weights(gram: torch.Tensor, singular: str = "regularize", info: dict | None = None, owner: str = "imtl") -> torch.Tensor:
+    """IMTL-G's α from the Gramian A = G Gᵀ (float64); a singular system is counted in ``info``."""
+    info = {} if info is None else info
     k = gram.shape[0]
     if k == 1:
         return torch.ones(1, dtype=gram.dtype, device=gram.device)
@@ -52,10 +51,10 @@ def imtl_weights(method: GradientMethod, gram: torch.Tensor, info: dict) -> torc
         if not torch.isfinite(rest).all():
             raise RuntimeError("non-finite solution")
     except RuntimeError as error:
-        if method.singular == "regularize":
-            report_failure(info, method.name, f"singular IMTL system ({error}); adding 1e-8·I")
+        if singular == "regularize":
+            report_failure(info, owner, f"singular IMTL system ({error}); adding 1e-8·I")
             rest = torch.linalg.solve((du + 1e-8 * torch.eye(k - 1, dtype=du.dtype, device=du.device)).T, first)
         else:
-            report_failure(info, method.name, f"singular IMTL system ({error}); using least squares")
+            report_failure(info, owner, f"singular IMTL system ({error}); using least squares")
             rest = torch.linalg.lstsq(du.T, first.unsqueeze(1)).solution.squeeze(1)
     return torch.cat([(1 - rest.sum()).reshape(1), rest])

@@ -6,6 +6,7 @@ weights it puts on the raw gradients ∇L_k (w_k / L_k) sum to 1, as in the refe
 get the gradient of that objective, Σ_k w_k log L_k, as in the reference (``head_gradients``).
 """
 from ntkmtl.methods.base import LOG_EPS
+from ntkmtl.methods.contract import StepResult
 from ntkmtl.methods.mgda import MGDA, min_norm_point
 
 
@@ -14,8 +15,8 @@ class LogMGDA(MGDA):
     paper = "MGDA (Sener & Koltun 2018) on log L_k, as in Liu et al., FAMO, NeurIPS 2023"
     log_losses = True
 
-    def aggregate(self, grads, losses):
-        x, info = min_norm_point(self, grads)
-        weights = x / (x / (losses + LOG_EPS)).sum()
-        info["weights"] = weights
-        return weights @ grads, info
+    k_scaling = None  # x / c: the weights on the raw gradients sum to 1
+
+    def gramian_weights(self, gram, losses):
+        x, info = min_norm_point(gram, self.solver, self.name)
+        return StepResult(x / (x / (losses + LOG_EPS)).sum(), info)

@@ -13,10 +13,12 @@ duality gap (``solvers.min_norm_weights``). The Frank–Wolfe duality gap of the
 As in the reference, the weighted loss Σ_k w_k L_k is back-propagated into the heads too
 (``head_gradients: plain`` gives them the plain ∇L_k instead).
 """
+from typing import ClassVar
+
 import torch
 
-from ntkmtl.methods.base import GradientMethod
-from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.contract import StepResult
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.reference_solvers import min_norm_sener_koltun
 from ntkmtl.methods.solvers import as_numpy, min_norm_weights, report_failure
 from ntkmtl.options import HParam
@@ -26,10 +28,10 @@ SOLVER = HParam("solver", str, "sener_koltun", "the min-norm solver: sener_koltu
                 choices=("sener_koltun", "fista"))
 
 
-def min_norm_point(method: GradientMethod, grads: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """x* on the simplex (as a tensor like ``grads``) and the log dict with the solver's result."""
-    gram = gramian(grads)
-    if method.solver == "sener_koltun":
+def min_norm_point(gram: torch.Tensor, solver: str = "sener_koltun", owner: str = "mgda") -> tuple[torch.Tensor, dict]:
+    """x* on the simplex for the Gramian ``gram`` (as a tensor like it) and the values to log:
+    the Frank–Wolfe duality gap and the solver failures (``owner`` names the method in warnings)."""
+    if solver == "sener_koltun":
         a = as_numpy(gram)
         x, converged = min_norm_sener_koltun(a)
         ax = a @ x
@@ -38,18 +40,17 @@ def min_norm_point(method: GradientMethod, grads: torch.Tensor) -> tuple[torch.T
         x, gap, converged = min_norm_weights(gram)
     info = {"solver_failures": 0, "duality_gap": gap}
     if not converged:
-        report_failure(info, method.name, f"min-norm solve stopped with duality gap {gap:.3g}", once="min-norm")
-    return torch.as_tensor(x, dtype=grads.dtype, device=grads.device), info
+        report_failure(info, owner, f"min-norm solve stopped with duality gap {gap:.3g}", once="min-norm")
+    return torch.as_tensor(x, dtype=gram.dtype, device=gram.device), info
 
 
-class MGDA(GradientMethod):
+class MGDA(GramianMethod):
     name = "mgda"
     paper = "Sener & Koltun, Multi-Task Learning as Multi-Objective Optimization, NeurIPS 2018"
     objective_heads = True
     hparams = (SOLVER,)
+    k_scaling: ClassVar[str | None] = "weights"
 
-    def aggregate(self, grads, losses):
-        x, info = min_norm_point(self, grads)
-        weights = self.n_tasks * x
-        info["weights"] = weights
-        return weights @ grads, info
+    def gramian_weights(self, gram, losses):
+        x, info = min_norm_point(gram, self.solver, self.name)
+        return StepResult(x, info)

@@ -30,15 +30,15 @@ the formed update here.
 import numpy as np
 import torch
 
-from ntkmtl.methods.base import GradientMethod
-from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.contract import StepResult
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.solvers import as_numpy, nash_residual, nash_weights, report_failure
 from ntkmtl.options import HParam
 
 KKT_TOL = 1e-3
 
 
-class NashMTL(GradientMethod):
+class NashMTL(GramianMethod):
     name = "nashmtl"
     paper = "Navon et al., Multi-Task Learning as a Bargaining Game (Nash-MTL), ICML 2022"
     hparams = (
@@ -104,9 +104,11 @@ class NashMTL(GradientMethod):
             alpha = new_alpha
         return alpha
 
-    def aggregate(self, grads, losses):
+    def gramian_weights(self, gram, losses):
+        """α from the Gramian, warm-started from the previous step's α (kept when a solve fails)."""
         info = {"solver_failures": 0}
-        gram = as_numpy(gramian(grads))
+        dtype, device = gram.dtype, gram.device
+        gram = as_numpy(gram)
         norm = float(np.linalg.norm(gram))
         if norm > 0:
             if self.solver == "newton":
@@ -120,9 +122,7 @@ class NashMTL(GradientMethod):
                                f"after {self.optim_niter} iterations", once="kkt")
             if np.all(np.isfinite(alpha)) and np.all(alpha > 0):
                 self.alpha = torch.from_numpy(alpha)
-        weights = self.alpha.to(dtype=grads.dtype, device=grads.device)
-        info["weights"] = weights
-        return weights @ grads, info
+        return StepResult(self.alpha.to(dtype=dtype, device=device), info)
 
     def _backward(self, losses, shared, heads, representation):
         if self.step_count % self.update_weights_every == 0:
@@ -133,4 +133,4 @@ class NashMTL(GradientMethod):
             (g if g is not None else torch.zeros_like(p)).reshape(-1) for p, g in zip(shared, parts)
         ])
         self.apply_update(direction, shared, heads, losses, weights)
-        return {"weights": weights, "solver_failures": 0}
+        return StepResult(weights, {"solver_failures": 0})

@@ -19,10 +19,14 @@ weight instead of inf/NaN); no dead P × K × B buffer is allocated; each task's
 once, row-wise, into G (the reference clones every parameter's .grad and copies it into a column
 of a P × K buffer — bench/methods.py measures the difference).
 """
+from dataclasses import replace
+
 import torch
 
-from ntkmtl.methods.base import CHUNKING, GradientMethod
-from ntkmtl.methods.gradients import chunk_slices, task_gradients
+from ntkmtl.methods.base import CHUNKING
+from ntkmtl.methods.contract import Requirements, StepResult
+from ntkmtl.methods.gradients import task_gradients
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.options import HParam
 
 NTK_EXP = HParam("ntk_exp", float, 0.5, "exponent on the NTK eigenvalue ratio (paper: 0.5; try 0.5-1.0)", low=0.0, high=4.0)
@@ -41,7 +45,7 @@ def ntk_weights(eigenvalues: torch.Tensor, ntk_exp: float, eps: float) -> torch.
     return (total / eigenvalues.clamp_min(eps * total)) ** ntk_exp
 
 
-class NTKMTL(GradientMethod):
+class NTKMTL(GramianMethod):
     name = "ntkmtl"
     paper = "Qin et al., NTKMTL: Mitigating Task Imbalance in Multi-Task Learning from NTK Perspective, NeurIPS 2025"
     hparams = (
@@ -52,18 +56,16 @@ class NTKMTL(GradientMethod):
     )
     default_max_norm = 1.0
 
+    k_scaling = "update"  # the update is K · Σ_k w_k g_k; the logged weights are w
+    diagonal_only = True  # λ_k = ‖g_k‖² = diag(G Gᵀ): only the K norms are computed
+
     @property
-    def n_chunks(self) -> int:
-        return self.n
+    def requirements(self) -> Requirements:
+        return replace(self.requires, chunks=self.n if self.n > 1 else None, chunking=self.chunking)
 
-    def batch_chunks(self, batch_size: int) -> list[slice] | None:
-        return chunk_slices(batch_size, self.n, self.chunking) if self.n > 1 else None
-
-    def aggregate(self, grads, losses):
-        eigenvalues = torch.linalg.vector_norm(grads, dim=1).square()  # diag(G Gᵀ), no K × P temporary
-        weights = ntk_weights(eigenvalues, self.ntk_exp, self.eps)
-        direction = self.n_tasks * (weights @ grads)
-        return direction, {"weights": weights, "ntk_eigenvalues": eigenvalues}
+    def gramian_weights(self, gram, losses):
+        eigenvalues = gram.diagonal().contiguous()  # a copy: reductions see the layout ‖g_k‖² had
+        return StepResult(ntk_weights(eigenvalues, self.ntk_exp, self.eps), {"ntk_eigenvalues": eigenvalues})
 
     def _backward(self, losses, shared, heads, representation):
         if losses.dim() == 1 or losses.shape[0] == 1:
@@ -75,6 +77,6 @@ class NTKMTL(GradientMethod):
         per_task = chunk_grads.transpose(0, 1)  # K × n × P
         eigenvalues = torch.linalg.eigvalsh(per_task @ per_task.transpose(1, 2))[:, -1].clamp_min(0)
         weights = ntk_weights(eigenvalues, self.ntk_exp, self.eps)
-        direction = self.n_tasks * (weights @ per_task.mean(1))
-        self.apply_update(direction, shared, heads, losses, weights)
-        return {"weights": weights, "ntk_eigenvalues": eigenvalues}
+        direction, result = self.combine(StepResult(weights, {"ntk_eigenvalues": eigenvalues}), per_task.mean(1))
+        self.apply_update(direction, shared, heads, losses, result.weights)
+        return result

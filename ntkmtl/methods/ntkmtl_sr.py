@@ -12,16 +12,17 @@ A model that hands each head its own view of z (``[z.view_as(z) for _ in heads]`
 the K views lets all K representation gradients come from one backward through the heads
 (``gradients.representation_chunk_norms``); with one shared z it takes K.
 """
+from dataclasses import replace
+
 from ntkmtl.methods.base import CHUNKING, WeightMethod
-from ntkmtl.methods.gradients import chunk_slices, representation_chunk_norms
+from ntkmtl.methods.contract import Requirements, StepResult
+from ntkmtl.methods.gradients import representation_chunk_norms
 from ntkmtl.methods.ntkmtl import EPS, NTK_EXP, ntk_weights
 from ntkmtl.options import HParam
 
 
 class NTKMTLSR(WeightMethod):
     name = "ntkmtl_sr"
-    needs = "representation"
-    uses_representation = True
     paper = "Qin et al., NTKMTL (shared-representation variant NTKMTL-SR), NeurIPS 2025"
     hparams = (
         NTK_EXP,
@@ -30,19 +31,18 @@ class NTKMTLSR(WeightMethod):
         CHUNKING,
     )
 
-    @property
-    def n_chunks(self) -> int:
-        return self.n_splits
+    requires = Requirements(representation=True)
 
-    def batch_chunks(self, batch_size: int) -> list[slice]:
-        return chunk_slices(batch_size, self.n_splits, self.chunking)
+    @property
+    def requirements(self) -> Requirements:
+        return replace(self.requires, chunks=self.n_splits, chunking=self.chunking)
 
     def _backward(self, losses, shared, heads, representation):
         chunked = losses if losses.dim() == 2 else losses.unsqueeze(0)
         rows = (representation[0] if isinstance(representation, (list, tuple)) else representation).shape[0]
-        slices = self.batch_chunks(rows) if chunked.shape[0] > 1 else [slice(0, rows)]
+        slices = self.requirements.batch_chunks(rows) if chunked.shape[0] > 1 else [slice(0, rows)]
         eigenvalues = representation_chunk_norms(chunked, representation, slices).max(0).values
         weights = ntk_weights(eigenvalues.detach(), self.ntk_exp, self.eps)
         total = (weights * chunked.mean(0)).sum()
         total.backward()
-        return {"weights": weights, "ntk_eigenvalues": eigenvalues.detach(), "loss": total.detach()}
+        return StepResult(weights, {"ntk_eigenvalues": eigenvalues.detach(), "loss": total.detach()})

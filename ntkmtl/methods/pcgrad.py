@@ -19,8 +19,8 @@ import random
 import numpy as np
 import torch
 
-from ntkmtl.methods.base import GradientMethod
-from ntkmtl.methods.gradients import gramian
+from ntkmtl.methods.contract import StepResult
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.solvers import as_numpy
 from ntkmtl.options import HParam
 
@@ -41,7 +41,7 @@ def pcgrad_coefficients(gram: np.ndarray, self_projection: bool = True) -> np.nd
     return coefficients
 
 
-class PCGrad(GradientMethod):
+class PCGrad(GramianMethod):
     name = "pcgrad"
     paper = "Yu et al., Gradient Surgery for Multi-Task Learning (PCGrad), NeurIPS 2020"
     hparams = (
@@ -50,7 +50,6 @@ class PCGrad(GradientMethod):
     )
     default_max_norm = 1.0
 
-    def aggregate(self, grads, losses):
-        coefficients = pcgrad_coefficients(as_numpy(gramian(grads)), self.self_projection)
-        weights = torch.as_tensor(coefficients.sum(0), dtype=grads.dtype, device=grads.device)
-        return weights @ grads, {"weights": weights}
+    def gramian_weights(self, gram, losses):
+        coefficients = pcgrad_coefficients(as_numpy(gram), self.self_projection)
+        return StepResult(torch.as_tensor(coefficients.sum(0), dtype=gram.dtype, device=gram.device))

@@ -18,12 +18,12 @@ import math
 
 import torch
 
-from ntkmtl.methods.base import GradientMethod
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.fairgrad import fair_update_weights
 from ntkmtl.options import HParam
 
 
-class PIVRG(GradientMethod):
+class PIVRG(GramianMethod):
     name = "pivrg"
     paper = "Qin et al., Revisiting Fairness in Multitask Learning: A Performance-Driven Approach for Variance Reduction, CVPR 2025"
     hparams = (
@@ -31,6 +31,7 @@ class PIVRG(GradientMethod):
         HParam("mintemp", float, 10.0, "smallest softmax temperature of the scores", low=0.0, low_open=True),
     )
     default_max_norm = 1.0
+    k_scaling = "weights"
     state_attributes = ("scores", "first_epoch_losses")
 
     def __init__(self, n_tasks, device=None, **hparams):
@@ -57,7 +58,5 @@ class PIVRG(GradientMethod):
         temperature = max(spread / math.log(self.bound), self.mintemp)
         return self.n_tasks * torch.softmax(self.scores / temperature, dim=0)
 
-    def aggregate(self, grads, losses):
-        prior = self.prior()
-        weights, info = fair_update_weights(self, grads, 2.0, prior.numpy())
-        return weights @ grads, info
+    def gramian_weights(self, gram, losses):
+        return fair_update_weights(gram, 2.0, self.prior().numpy(), owner=self.name)

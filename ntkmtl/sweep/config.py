@@ -40,13 +40,13 @@ import yaml
 
 from ntkmtl.benchmarks import BENCHMARKS, DataError, benchmark_class, get_benchmark
 from ntkmtl.methods import METHODS, method_class
-from ntkmtl.methods.gradients import TASK_GRADIENT_MODES
-from ntkmtl.precision import PRECISIONS, precision_conflict
+from ntkmtl.precision import precision_conflict
 from ntkmtl.sweep import strict_yaml
 from ntkmtl.sweep.limits import SEED_MAX, name_problem, path_problem, shortened
 from ntkmtl.sweep.space import Range, SearchSettings, parse_range, parse_search
 from ntkmtl.sweep.storage import parse_storage
 from ntkmtl.sweep.wandb import api_key_present
+from ntkmtl.training.settings import TRAIN_SETTINGS
 
 TOP_LEVEL_KEYS = (
     "name", "benchmark", "data", "train", "seeds", "methods", "resources", "scheduler",
@@ -57,11 +57,6 @@ SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
 RESOURCE_KEYS = ("cpu", "gpu")
 WANDB_KEYS = ("enabled", "project", "entity", "mode", "dir")
 WANDB_MODES = ("online", "offline", "disabled")
-TRAIN_DEVICES = ("auto", "cpu", "cuda")
-TRAIN_SCHEDULERS = ("plateau", "cosine", "step", "none")
-# GPU fraction per trial when the cluster has GPUs and resources.gpu is "auto" (docs/cluster):
-# QM9 and CelebA trials are small enough to share a GPU; the SegNet-MTAN benchmarks are not.
-DEFAULT_GPU_FRACTION = {"qm9": 0.25, "celeba": 0.5, "nyuv2": 1.0, "cityscapes": 1.0, "toy": 0.0}
 
 
 class ConfigError(ValueError):
@@ -100,7 +95,7 @@ class Resources:
         """The GPU fraction each trial requests on a cluster with ``cluster_gpus`` GPUs."""
         if self.gpu is not None:
             return self.gpu
-        return DEFAULT_GPU_FRACTION.get(benchmark, 1.0) if cluster_gpus > 0 else 0.0
+        return benchmark_class(benchmark).defaults.gpu_fraction if cluster_gpus > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -262,25 +257,17 @@ def check_benchmark_data(cfg: SweepConfig) -> None:
 
 # -- sections --------------------------------------------------------------------------------------
 def _parse_train(c: "_Checker", raw: Any) -> dict[str, Any]:
-    train_keys = ("epochs", "batch_size", "lr", "scheduler", "method_lr", "device", "num_workers", "precision", "task_gradients")
-    c.mapping("train", raw, train_keys)
+    """The ``train:`` keys, types and ranges are the trainer's declared TRAIN_SETTINGS."""
+    c.mapping("train", raw, [h.name for h in TRAIN_SETTINGS])
     out: dict[str, Any] = {}
-    for key in ("epochs", "batch_size"):
-        if key in raw:
-            out[key] = c.integer(f"train.{key}", raw[key], low=1)
-    if "num_workers" in raw:
-        out["num_workers"] = c.integer("train.num_workers", raw["num_workers"], low=0)
-    for key in ("lr", "method_lr"):
-        if key in raw:
-            out[key] = c.number(f"train.{key}", raw[key], low=0.0, low_open=True)
-    if "scheduler" in raw:
-        out["scheduler"] = c.choice("train.scheduler", raw["scheduler"], TRAIN_SCHEDULERS)
-    if "device" in raw:
-        out["device"] = c.choice("train.device", raw["device"], TRAIN_DEVICES)
-    if "precision" in raw:
-        out["precision"] = c.choice("train.precision", raw["precision"], PRECISIONS)
-    if "task_gradients" in raw:
-        out["task_gradients"] = c.choice("train.task_gradients", raw["task_gradients"], ("auto",) + TASK_GRADIENT_MODES)
+    for h in (h for h in TRAIN_SETTINGS if h.name in raw):
+        path, value = f"train.{h.name}", raw[h.name]
+        if h.choices is not None:
+            out[h.name] = c.choice(path, value, h.choices)
+        elif h.kind is int:
+            out[h.name] = c.integer(path, value, low=int(h.low))
+        else:
+            out[h.name] = c.number(path, value, low=h.low, low_open=h.low_open)
     return out
 
 

@@ -1,4 +1,5 @@
-"""YAML for sweep configs: PyYAML's safe loader, except that a key given twice is an error.
+"""YAML for sweep configs: ``ntkmtl.options.SettingsLoader`` (PyYAML's safe loader reading
+``1e-4`` as a number), except that a key given twice is an error.
 
 PyYAML keeps the last of two equal keys in a mapping without a word, so a method listed twice
 under ``methods:`` silently loses its first grid. ``load(text)`` refuses that with one
@@ -11,13 +12,15 @@ from typing import Any
 
 import yaml
 
+from ntkmtl.options import SettingsLoader
+
 
 class DuplicateKeyError(yaml.YAMLError):
     """A mapping of the document lists one key twice; the message names the key and its lines."""
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings refuse duplicate keys."""
+class _StrictLoader(SettingsLoader):
+    """SettingsLoader whose mappings refuse duplicate keys."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -44,5 +47,5 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def load(text: str) -> Any:
-    """Parse one YAML document like ``yaml.safe_load``; DuplicateKeyError on a repeated key."""
+    """Parse one YAML document as ``ntkmtl.options.load_yaml`` does; DuplicateKeyError on a repeated key."""
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass

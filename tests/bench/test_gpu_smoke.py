@@ -40,7 +40,7 @@ def test_smoke_run_writes_the_whole_report(tmp_path):
     packing = report.split("## QM9 trials packed")[1].split("## What")[0]
     packed = [line for line in packing.splitlines() if line.startswith("| ls | ")]
     assert [line.split("|")[2].strip() for line in packed] == ["1", "2"]
-    assert "DEFAULT_TASK_GRADIENTS['cuda']" in report and "DEFAULT_GPU_FRACTION['qm9']" in report
+    assert "DEFAULT_TASK_GRADIENTS['cuda']" in report and "QM9.defaults.gpu_fraction" in report
 
 
 def test_without_a_gpu_the_full_run_says_what_to_do(tmp_path):

@@ -80,7 +80,7 @@ def test_sr_chunk_losses_are_the_reference_image_means(tmp_path, name, batch):
     data = {"label": label, "depth": depth, "normal": normal}
     per_image = reference_sr_image_losses(logits, label, depth_pred, depth, *((normal_pred, normal) if k == 3 else ()))
     method = get_method("ntkmtl_sr", k, **bench.method_hparams("ntkmtl_sr", {}))
-    slices = method.batch_chunks(batch)
+    slices = method.requirements.batch_chunks(batch)
     losses = chunk_losses(*bench.chunk_loss_terms(outputs, data, bench.loss_terms(outputs, data)), slices)
     # NYUv2's reference trainer: ONE chunk, the batch mean of the per-image losses;
     # Cityscapes': torch.chunk(per_image, 4), each chunk averaged

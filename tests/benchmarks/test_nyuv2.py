@@ -17,7 +17,8 @@ def test_declarations_follow_the_paper():
     assert [m.name for m in bench.metrics] == NAMES
     assert [m.higher_is_better for m in bench.metrics] == [True, True, False, False, False, False, True, True, True]
     d = bench.defaults
-    assert (d.epochs, d.batch_size, d.lr, d.scheduler, dict(d.scheduler_options)) == (200, 2, 1e-4, "step", {"step_size": 100, "gamma": 0.5})
+    assert (d.epochs, d.batch_size, d.lr, d.scheduler, d.schedule("step")) == (200, 2, 1e-4, "step", {"step_size": 100, "gamma": 0.5})
+    assert d.gpu_fraction == 1.0
     assert bench.options["augment"] is True and bench.options["eval_batch_size"] == 2
     # the reference's NYUv2 trainer gives NTKMTL-SR one chunk; a YAML value still wins
     assert bench.method_hparams("ntkmtl_sr", {})["n_splits"] == 1

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from ntkmtl.methods import get_method
+from ntkmtl.training.step import Forward, train_step
 
 
 class TwoTaskProblem:
@@ -40,9 +41,9 @@ class TwoTaskProblem:
         return (out - self.y) ** 2, z
 
     def losses(self, method=None):
-        """[K] batch losses, or the [n, K] chunk losses of ``method.batch_chunks``."""
+        """[K] batch losses, or the [n, K] chunk losses of ``method.requirements.batch_chunks``."""
         per_sample, z = self.per_sample_losses()
-        slices = method.batch_chunks(len(per_sample)) if method is not None else None
+        slices = method.requirements.batch_chunks(len(per_sample)) if method is not None else None
         if slices is None:
             return per_sample.mean(0), z
         return torch.stack([per_sample[s].mean(0) for s in slices]), z
@@ -51,16 +52,14 @@ class TwoTaskProblem:
         for p in self.shared + self.head_params:
             p.grad = None
 
+    def loss_terms(self) -> Forward:
+        """The per-sample squared errors as loss terms (each sample counts once) and z."""
+        per_sample, z = self.per_sample_losses()
+        return Forward(per_sample, torch.ones_like(per_sample), z)
+
     def step(self, method, optimizer):
-        """One training step exactly as the trainer contract describes; returns the method's info."""
-        optimizer.zero_grad()
-        losses, z = self.losses(method)
-        info = method.backward(losses, self.shared, self.head_params, representation=z)
-        optimizer.step()
-        if method.needs_losses_after_step:
-            with torch.no_grad():
-                method.update(self.losses()[0])
-        return info
+        """One training step with the trainer's own ``train_step``; returns the method's StepResult."""
+        return train_step(method, self.loss_terms, optimizer, self.shared, self.head_params).result
 
     def optimizer(self, method, lr=0.03):
         return torch.optim.Adam(

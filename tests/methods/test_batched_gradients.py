@@ -13,7 +13,7 @@ from ntkmtl.methods.gradients import (
 )
 from ntkmtl.train import Trial, TrialConfig
 
-GRADIENT_METHODS = sorted(name for name, cls in METHODS.items() if cls.needs == "gradients")
+GRADIENT_METHODS = sorted(name for name, cls in METHODS.items() if cls.requires.task_gradients)
 
 
 def assert_same_gradients(loop, batched):
