@@ -66,7 +66,7 @@ def sweep_config(root: Path, n_trials: int, epochs: int, scheduler: str = "seed_
         "methods": {"ls": {"max_norm": [round(0.001 * i, 3) for i in range(n_trials // 2)]}},
         "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2} if scheduler == "seed_asha"
         else {"type": "none"},
-        "storage": str(root / "ray"), "output": str(root / "out"),
+        "storage": str(root / "ray"), "output": str(root / f"out-{scheduler}"),  # one sweep per directory
     }
     return parse_config(raw, source="bench/driver_scale.py")
 

@@ -40,8 +40,16 @@ def test_ordinary_names(name):
 
 
 def test_ray_tune_would_forward_aws_credentials_and_no_longer_does(monkeypatch):
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} <= set(class_cache.ENV_VARS_TO_PROPAGATE)
-    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE))
+    # Ray's list as Ray ships it: read in a fresh interpreter, since a sweep run earlier in this
+    # process has already taken the credentials out of this process's copy
+    import subprocess
+    import sys
+
+    shipped = subprocess.run([sys.executable, "-c", "from ray.tune.execution import class_cache as c; "
+                              "print('\\n'.join(sorted(c.ENV_VARS_TO_PROPAGATE)))"],
+                             capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} <= set(shipped)
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(shipped))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "planted")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
     assert secrets.withhold_from_trainables() == ["AWS_SECRET_ACCESS_KEY"]  # the ones set here
