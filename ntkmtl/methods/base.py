@@ -63,6 +63,7 @@ class WeightMethod(ABC):
     requires: ClassVar[Requirements] = Requirements()
     default_max_norm: ClassVar[float] = 0.0
     state_attributes: ClassVar[tuple[str, ...]] = ()
+    max_norm: float  # set by __init__ from all_hparams(), like every hyperparameter
 
     @classmethod
     def all_hparams(cls) -> tuple[HParam, ...]:
@@ -149,7 +150,7 @@ class WeightMethod(ABC):
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to make the next step identical after a restore."""
-        state = {"step_count": self.step_count}
+        state: dict[str, Any] = {"step_count": self.step_count}
         for attr in self.state_attributes:
             value = getattr(self, attr)
             state[attr] = value.detach().clone() if isinstance(value, torch.Tensor) else _copy(value)
@@ -223,6 +224,7 @@ class GradientMethod(WeightMethod):
     log_losses: ClassVar[bool] = False
     # True for the methods whose reference back-propagates the weighted objective into the heads.
     objective_heads: ClassVar[bool] = False
+    head_gradients: str  # set by __init__ when objective_heads (the HEAD_GRADIENTS hyperparameter)
 
     @classmethod
     def all_hparams(cls) -> tuple[HParam, ...]:

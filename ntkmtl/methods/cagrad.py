@@ -11,6 +11,8 @@ in the reference (so c = 0 gives exactly the LS sum Σ_k g_k). The dual is solve
 ``solver: fista`` by accelerated projected gradient on the normalised Gramian to a 1e-6 duality
 gap (``solvers.cagrad_weights``). An unconverged solve is counted in ``solver_failures``.
 """
+from typing import Any
+
 import torch
 
 from ntkmtl.methods.contract import StepResult
@@ -36,17 +38,17 @@ class CAGrad(GramianMethod):
 
 def cagrad_update_weights(gram: torch.Tensor, c: float, solver: str = "slsqp", owner: str = "cagrad") -> StepResult:
     """CAGrad's applied weights K · (1/K + λ x*) / (1 + c²) from the Gramian, and what to log."""
-    info = {"solver_failures": 0}
+    info: dict[str, Any] = {"solver_failures": 0}
     if solver == "slsqp":
-        x, converged = cagrad_slsqp(as_numpy(gram), c)
+        x_dual, converged = cagrad_slsqp(as_numpy(gram), c)
         if not converged:
             report_failure(info, owner, "SLSQP did not report success on the CAGrad dual", once="slsqp")
     else:
-        x, gap, converged = cagrad_weights(gram, c)
+        x_dual, gap, converged = cagrad_weights(gram, c)
         info["duality_gap"] = gap
         if not converged:
             report_failure(info, owner, f"CAGrad dual solve stopped with duality gap {gap:.3g}")
-    x = torch.as_tensor(x, dtype=gram.dtype, device=gram.device)
+    x = torch.as_tensor(x_dual, dtype=gram.dtype, device=gram.device)
     k = gram.shape[0]
     mean_norm = (gram.mean().clamp_min(0) + 1e-8).sqrt()
     x_norm = (x @ gram @ x).clamp_min(0).sqrt()

@@ -24,6 +24,11 @@ from ntkmtl.options import HParam
 class DynamicWeightAverage(LossWeightingMethod):
     name = "dwa"
     paper = "Liu et al., End-to-End Multi-Task Learning with Attention (DWA), CVPR 2019"
+    # the hyperparameters below, set as attributes by WeightMethod.__init__ (declared for type checkers)
+    temperature: float
+    weight_update: str
+    iteration_window: int
+    loss_reduction: str
     hparams = (
         HParam("temperature", float, 2.0, "softmax temperature T of the loss ratios", low=0.0, low_open=True),
         HParam("weight_update", str, "iterations", "iterations (the reference: a window of step losses) or "

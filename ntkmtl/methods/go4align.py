@@ -51,6 +51,9 @@ def kmeans_1d(values: np.ndarray, n_groups: int) -> np.ndarray:
 class GO4Align(LossWeightingMethod):
     name = "go4align"
     paper = "Shen et al., GO4Align: Group Optimization for Multi-Task Alignment, NeurIPS 2024"
+    # the hyperparameters below, set as attributes by WeightMethod.__init__ (declared for type checkers)
+    robust_step_size: float
+    num_groups: int
     hparams = (
         HParam("robust_step_size", float, 1e-4, "step η of the risk-guided group indicator q", low=0.0),
         HParam("num_groups", int, 5, "number of task groups sharing one weight", low=1, high=1000),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, cast
 
 import torch
 
@@ -190,22 +190,24 @@ def representation_chunk_norms(
     """
     n, n_tasks = losses.shape
     per_task = isinstance(representation, (list, tuple))
-    if per_task and len(representation) != n_tasks:
-        raise ValueError(f"{len(representation)} representations for {n_tasks} tasks")
-    if per_task and all(z is representation[0] for z in representation):
-        representation, per_task = representation[0], False
-    rows = (representation[0] if per_task else representation).shape[0]
+    zs = list(representation) if isinstance(representation, (list, tuple)) else [cast(torch.Tensor, representation)]
+    if per_task and len(zs) != n_tasks:
+        raise ValueError(f"{len(zs)} representations for {n_tasks} tasks")
+    if per_task and all(z is zs[0] for z in zs):
+        zs, per_task = zs[:1], False
+    rows = zs[0].shape[0]
     if len(slices) != n or slices[-1].stop != rows:
         raise ValueError(f"losses have {n} chunks but the slices are {list(slices)} of {rows} representation rows")
     squared = torch.zeros(n_tasks, rows, dtype=losses.dtype, device=losses.device)
+    grads: Sequence[torch.Tensor | None]
     if per_task:
-        grads = torch.autograd.grad(losses.sum(), list(representation), retain_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(losses.sum(), zs, retain_graph=True, allow_unused=True)
     else:
         # grad_outputs selecting task k's column: no new graph nodes per task
         selectors = torch.zeros(n_tasks, n, n_tasks, dtype=losses.dtype, device=losses.device)
         selectors[torch.arange(n_tasks), :, torch.arange(n_tasks)] = 1.0
         grads = [
-            torch.autograd.grad(losses, representation, grad_outputs=selectors[k], retain_graph=True, allow_unused=True)[0]
+            torch.autograd.grad(losses, zs[0], grad_outputs=selectors[k], retain_graph=True, allow_unused=True)[0]
             for k in range(n_tasks)
         ]
     for k, grad in enumerate(grads):

@@ -41,6 +41,10 @@ KKT_TOL = 1e-3
 class NashMTL(GramianMethod):
     name = "nashmtl"
     paper = "Navon et al., Multi-Task Learning as a Bargaining Game (Nash-MTL), ICML 2022"
+    # the hyperparameters below, set as attributes by WeightMethod.__init__ (declared for type checkers)
+    optim_niter: int
+    solver: str
+    update_weights_every: int
     hparams = (
         HParam("optim_niter", int, 20, "solver iterations per weight update (Newton steps or ECOS sub-problems)", low=1, high=1000),
         HParam("solver", str, "ecos", "'ecos' (the reference's cvxpy scheme, as it stops) or 'newton' (the exact "

@@ -48,6 +48,11 @@ def ntk_weights(eigenvalues: torch.Tensor, ntk_exp: float, eps: float) -> torch.
 class NTKMTL(GramianMethod):
     name = "ntkmtl"
     paper = "Qin et al., NTKMTL: Mitigating Task Imbalance in Multi-Task Learning from NTK Perspective, NeurIPS 2025"
+    # the hyperparameters below, set as attributes by WeightMethod.__init__ (declared for type checkers)
+    ntk_exp: float
+    n: int
+    eps: float
+    chunking: str
     hparams = (
         NTK_EXP,
         HParam("n", int, 1, "chunks per batch for the NTK eigenvalue (1 = squared gradient norm)", low=1, high=64),

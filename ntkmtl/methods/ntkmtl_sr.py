@@ -24,6 +24,11 @@ from ntkmtl.options import HParam
 class NTKMTLSR(WeightMethod):
     name = "ntkmtl_sr"
     paper = "Qin et al., NTKMTL (shared-representation variant NTKMTL-SR), NeurIPS 2025"
+    # the hyperparameters below, set as attributes by WeightMethod.__init__ (declared for type checkers)
+    ntk_exp: float
+    n_splits: int
+    eps: float
+    chunking: str
     hparams = (
         NTK_EXP,
         HParam("n_splits", int, 4, "chunks per batch whose representation gradients give λ_k", low=1, high=64),

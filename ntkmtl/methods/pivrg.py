@@ -26,6 +26,9 @@ from ntkmtl.options import HParam
 class PIVRG(GramianMethod):
     name = "pivrg"
     paper = "Qin et al., Revisiting Fairness in Multitask Learning: A Performance-Driven Approach for Variance Reduction, CVPR 2025"
+    # the hyperparameters below, set as attributes by WeightMethod.__init__ (declared for type checkers)
+    bound: float
+    mintemp: float
     hparams = (
         HParam("bound", float, 2.0, "largest ratio of two tasks' priors", low=1.0, low_open=True),
         HParam("mintemp", float, 10.0, "smallest softmax temperature of the scores", low=0.0, low_open=True),

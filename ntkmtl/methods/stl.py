@@ -12,6 +12,8 @@ from ntkmtl.options import HParam
 class STL(LossWeightingMethod):
     name = "stl"
     paper = "Single-task learning (one task's loss), the baseline of Δm"
+    # the hyperparameters below, set as attributes by WeightMethod.__init__ (declared for type checkers)
+    main_task: int
     hparams = (HParam("main_task", int, 0, "index of the one task to train (0-based)", low=0),)
 
     def __init__(self, n_tasks, device=None, **hparams):

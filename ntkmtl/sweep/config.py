@@ -191,8 +191,9 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     name = c.string("name", raw.get("name", "sweep"))
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         c.fail("name", name, "may contain only letters, digits, '-', '_' and '.' (it names directories)")
-    if name_problem(name):
-        c.fail("name", shortened(name), name_problem(name))
+    problem = name_problem(name)
+    if problem:
+        c.fail("name", shortened(name), problem)
 
     benchmark_name = raw["benchmark"]
     if not isinstance(benchmark_name, str) or benchmark_name not in BENCHMARKS:
@@ -201,8 +202,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     try:
         benchmark = get_benchmark(benchmark_name, **data)
     except ValueError as error:
-        key = _bad_key(error, data)
-        c.fail(f"data.{key}" if key else "data", data.get(key) if key else data, str(error))
+        bad = _bad_key(error, data)
+        c.fail(f"data.{bad}" if bad else "data", data.get(bad) if bad else data, str(error))
     train = _parse_train(c, raw.get("train") or {})
     epochs = train.get("epochs") or benchmark.defaults.epochs
     seeds = _parse_seeds(c, raw["seeds"])
@@ -221,8 +222,9 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     output = c.string("output", raw.get("output", f"results/{name}"))
     local_paths = {"output": output, "storage": location.path if location.filesystem is None else None}
     for key, where in local_paths.items():
-        if where is not None and path_problem(where):
-            c.fail(key, shortened(where), path_problem(where))
+        problem = path_problem(where) if where is not None else None
+        if where is not None and problem:
+            c.fail(key, shortened(where), problem)
     max_failures = c.integer("max_failures", raw.get("max_failures", 1), low=0)
     max_concurrent = c.integer("max_concurrent", raw.get("max_concurrent", 0), low=0)
     wandb = _parse_wandb(c, raw.get("wandb") or {})
@@ -265,7 +267,7 @@ def _parse_train(c: "_Checker", raw: Any) -> dict[str, Any]:
         if h.choices is not None:
             out[h.name] = c.choice(path, value, h.choices)
         elif h.kind is int:
-            out[h.name] = c.integer(path, value, low=int(h.low))
+            out[h.name] = c.integer(path, value, low=int(h.low) if h.low is not None else None)
         else:
             out[h.name] = c.number(path, value, low=h.low, low_open=h.low_open)
     return out

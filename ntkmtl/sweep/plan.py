@@ -121,6 +121,7 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
     for method in trials:
         lines.append(f"{method:<{width}}  {configs[method]:>14}  {trials[method]:>6}  {trials[method] * epochs:>6}")
     for grid in (m for m in cfg.methods if m.ranges):
+        assert cfg.search is not None  # parse_search requires a search section when a method has ranges
         n = cfg.search.samples
         lines.append(f"{grid.name:<{width}}  {n:>14}  {n * len(cfg.seeds):>6}  {n * len(cfg.seeds) * epochs:>6}  (search)")
     total = len(specs) + searches

@@ -89,10 +89,10 @@ def repair_output(output: str, sweep: str, benchmark: str, kinds: dict[str, type
             if current and current[0].get("sweep") != sweep:
                 continue  # another sweep's file (ownership is checked before)
         best = None
-        for source, entries in (("row log", lambda: exporter.read_log(trial_id)),
-                                ("Ray result log", lambda: ray_entries(location, ray_logs[trial_id], record_of)
-                                 if trial_id in ray_logs else [])):
-            entries = entries()
+        for source, read in (("row log", lambda: exporter.read_log(trial_id)),
+                             ("Ray result log", lambda: ray_entries(location, ray_logs[trial_id], record_of)
+                              if location is not None and trial_id in ray_logs else [])):
+            entries = read()
             n = len(exporter.replay(trial_id, entries)) if entries else 0
             if n and (best is None or n > best[1]):
                 best = (source, n, entries)

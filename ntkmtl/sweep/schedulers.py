@@ -16,6 +16,7 @@ configuration was stopped at a rung it reached is stopped instead of being run a
 """
 from __future__ import annotations
 
+import pyarrow.fs
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
@@ -49,7 +50,7 @@ class SeedAwareASHA(FIFOScheduler):
             self.halving.rungs.setdefault(milestone, {}).update(scores)
         self._trials: dict[str, RayTrial] = {}
         self._to_stop: set[str] = set()
-        self._journal: tuple | None = None  # (filesystem, path), found on the first trial
+        self._journal: tuple[pyarrow.fs.FileSystem | None, str] | None = None  # (filesystem, path), found on the first trial
         self._saved = 0
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -61,6 +62,7 @@ class SeedAwareASHA(FIFOScheduler):
         if self._journal is not None:
             return
         storage = trial.storage
+        assert storage is not None, "a Ray trial has its storage context once it is added"
         self._journal = (storage.storage_filesystem, f"{storage.experiment_fs_path}/{JOURNAL_FILE}")
         saved = storefiles.read_json(*self._journal)
         if saved:
@@ -70,10 +72,11 @@ class SeedAwareASHA(FIFOScheduler):
     def _save(self) -> None:
         if self._journal is None or len(self.halving.events) == self._saved:
             return
+        filesystem, path = self._journal
         try:
-            storefiles.write_json(*self._journal, {"version": 1, "events": self.halving.events})
+            storefiles.write_json(filesystem, path, {"version": 1, "events": self.halving.events})
         except OSError as error:
-            storefiles.request_stop(f"storage: cannot write the scheduler journal {self._journal[1]}: "
+            storefiles.request_stop(f"storage: cannot write the scheduler journal {path}: "
                                     f"{storefiles.describe(error)}")
             return
         self._saved = len(self.halving.events)

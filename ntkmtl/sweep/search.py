@@ -80,7 +80,8 @@ class SeedPairedSearch(Searcher):
         self.samples: dict[str, dict[str, Any]] = {}  # sample key → spec, trials, best values, ended
         self.sample_of: dict[str, str] = {}  # trial id → sample key
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    # Ray annotates suggest as dict | None, yet its searchers return Searcher.FINISHED (a str) when done
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if not self.pending:
             if self.started >= self.n_samples:
                 return Searcher.FINISHED
@@ -155,7 +156,8 @@ class SweepSearcher(Searcher):
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # metric, mode and spaces are set at construction
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    # Ray annotates suggest as dict | None, yet its searchers return Searcher.FINISHED (a str) when done
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if self.grid:
             return {"trial": self.grid.pop(0)}
         finished = 0

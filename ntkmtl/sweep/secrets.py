@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 SECRET_WORDS = frozenset({
     "KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "PRIVATE",
@@ -57,7 +57,9 @@ def wandb_logging_actor(callback: Any):
     import ray
     from ray.air.integrations.wandb import _force_on_current_node
 
-    return ray.remote(num_cpus=0, **_force_on_current_node(), max_restarts=-1, max_task_retries=-1)(
+    # called without an argument, _force_on_current_node returns the options dict (Ray annotates the union)
+    node_options = cast(dict[str, Any], _force_on_current_node())
+    return ray.remote(num_cpus=0, **node_options, max_restarts=-1, max_task_retries=-1)(
         callback._logger_actor_cls
     )
 

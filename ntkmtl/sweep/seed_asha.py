@@ -37,7 +37,8 @@ CONTINUE, WAIT, STOP = "continue", "wait", "stop"
 
 def rung_milestones(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
     """Epochs at which trials are compared: grace_period · η^k, strictly below max_t, ascending."""
-    milestones, t = [], float(grace_period)
+    milestones: list[int] = []
+    t = float(grace_period)
     while t < max_t:
         milestone = int(math.ceil(t - 1e-9))
         if not milestones or milestone > milestones[-1]:

@@ -80,7 +80,8 @@ def _start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     # "local": a fresh Ray instance on this machine, never one some other process happens to run.
-    ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING")
+    # Ray annotates logging_level as int, but hands it to logging.Logger.setLevel, which takes a level name too
+    ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING")  # type: ignore[arg-type]
 
 
 def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1,
@@ -171,7 +172,7 @@ def _run(cfg, specs, names, location, faults, resume, address, verbose, baseline
     df = read_results(cfg.output) if has_rows else None
     wall = time.monotonic() - start
     table = format_summary(summarize(df, baseline), wall) if df is not None else "no results"
-    errored = sum(1 for r in grid if r.error is not None)
+    errored = sum(1 for i in range(len(grid)) if grid[i].error is not None)  # ResultGrid: __getitem__, no __iter__
     search = format_search(judged_samples(cfg), cfg.scheduler.mode) if cfg.search else ""
     return SweepOutcome(
         experiment_path=location.uri(name), output=cfg.output, trials=len(grid),
@@ -287,7 +288,7 @@ def _finalize(cfg: SweepConfig, grid, specs: list[TrialSpec]) -> int:
         status = exporter.status(trial_id) if trial_id is not None else None
         if status in FINAL_STATUSES:
             continue
-        if status is not None and (result.error is not None or metrics.get("done")):
+        if trial_id is not None and status is not None and (result.error is not None or metrics.get("done")):
             exporter.finish(trial_id, "error" if result.error is not None else "complete")
         elif result.error is None:
             unfinished += 1

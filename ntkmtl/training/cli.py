@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for record in trial.run(progress=not args.no_progress):
                 status = record["status"]
-                print(summary_line(record, trial.config.epochs), flush=True)
+                print(summary_line(record, trial.epochs), flush=True)
                 if output is not None:
                     output.write(json.dumps(record) + "\n")
                     output.flush()

@@ -50,6 +50,8 @@ class Trial:
 
     def __init__(self, config: TrialConfig, benchmark: Benchmark | None = None):
         self.config = config.resolved()
+        assert self.config.epochs is not None and self.config.batch_size is not None  # resolved() fills them
+        assert self.config.scheduler is not None
         cls = benchmark_class(self.config.benchmark)
         expected = cls(**self.config.data)
         if benchmark is None:
@@ -71,7 +73,7 @@ class Trial:
             self.config.batch_size, self.config.seed, self.config.num_workers
         )
         defaults = benchmark.defaults
-        groups = [{"params": list(self.model.parameters()), "lr": self.config.lr}]
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters()), "lr": self.config.lr}]
         method_parameters = list(self.method.parameters())
         if method_parameters:
             groups.append({"params": method_parameters, "lr": self.config.method_lr})
@@ -83,6 +85,12 @@ class Trial:
         self.epoch = 0
         self.diverged = False
 
+    @property
+    def epochs(self) -> int:
+        """``config.epochs``, never None: ``resolved()`` filled in the benchmark's default."""
+        assert self.config.epochs is not None
+        return self.config.epochs
+
     # -- training ----------------------------------------------------------------------------
     def run(self, progress: bool = False) -> Iterator[dict[str, Any]]:
         """Train from the current epoch to ``config.epochs``, yielding each epoch's record.
@@ -90,7 +98,7 @@ class Trial:
         The trial's state after a yield is the end of that epoch (scheduler stepped), so a
         checkpoint saved then resumes exactly. A ``diverged`` record ends the generator.
         """
-        while not self.diverged and self.epoch < self.config.epochs:
+        while not self.diverged and self.epoch < self.epochs:
             record = self._run_epoch(progress)
             yield record
             if record["status"] == "diverged":
@@ -211,7 +219,7 @@ class Trial:
         self.epoch = state["epoch"]
         self.diverged = state["diverged"]
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
-            self.scheduler.T_max = self.config.epochs  # a resumed run may have been given more epochs
+            self.scheduler.T_max = self.epochs  # a resumed run may have been given more epochs
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] is not None and torch.cuda.is_available():
