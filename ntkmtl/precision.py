@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import torch
+
+if TYPE_CHECKING:
+    from ntkmtl.methods.base import WeightMethod
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -47,7 +50,7 @@ BACKOFF_FACTOR = 0.5
 GROWTH_INTERVAL = 2000
 
 
-def precision_conflict(precision: str, method: type, task_gradients: str) -> str | None:
+def precision_conflict(precision: str, method: type[WeightMethod], task_gradients: str) -> str | None:
     """Why ``precision`` cannot train ``method`` with this task-gradient mode (on any device), or None."""
     if precision != "fp16":
         return None
