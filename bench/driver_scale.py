@@ -17,6 +17,7 @@ grid, FIFO, no callbacks, actors reused as ntkmtl does. The figure is the driver
 The target: ntkmtl ≤ 1.1× plain Ray Tune per result, and flat in N (no path whose cost per
 result grows with the number of trials or epochs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,14 @@ def synthetic_trial(config: dict) -> None:
             record[f"val_mae_{task}"] = level + 2.0 / epoch + i
             record[f"test_mae_{task}"] = level + 2.1 / epoch + i
             record[f"weight_{task}"] = 1.0
-        record.update(val_delta_m=10.0 / epoch, test_delta_m=100 * level + 11.0 / epoch,
-                      lr=1e-3, epoch_seconds=0.0, samples_per_second=0.0, node_id="bench")
+        record.update(
+            val_delta_m=10.0 / epoch,
+            test_delta_m=100 * level + 11.0 / epoch,
+            lr=1e-3,
+            epoch_seconds=0.0,
+            samples_per_second=0.0,
+            node_id="bench",
+        )
         with tempfile.TemporaryDirectory(prefix="scale-ckpt-") as directory:
             (Path(directory) / "epoch").write_text(str(epoch))
             tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
@@ -62,11 +69,16 @@ def sweep_config(root: Path, n_trials: int, epochs: int, scheduler: str = "seed_
     from ntkmtl.sweep.config import parse_config
 
     raw = {
-        "name": f"scale{n_trials}-{scheduler}", "benchmark": "toy", "seeds": [0, 1], "train": {"epochs": epochs},
+        "name": f"scale{n_trials}-{scheduler}",
+        "benchmark": "toy",
+        "seeds": [0, 1],
+        "train": {"epochs": epochs},
         "methods": {"ls": {"max_norm": [round(0.001 * i, 3) for i in range(n_trials // 2)]}},
-        "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2} if scheduler == "seed_asha"
+        "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2}
+        if scheduler == "seed_asha"
         else {"type": "none"},
-        "storage": str(root / "ray"), "output": str(root / f"out-{scheduler}"),  # one sweep per directory
+        "storage": str(root / "ray"),
+        "output": str(root / f"out-{scheduler}"),  # one sweep per directory
     }
     return parse_config(raw, source="bench/driver_scale.py")
 
@@ -93,8 +105,12 @@ def run_plain(n_trials: int, epochs: int, root: Path) -> tuple[float, int]:
         tune.with_resources(synthetic_trial, {"cpu": 1}),
         param_space={"sweep": {"train": {"epochs": epochs}}, "trial": tune.grid_search(specs)},
         tune_config=tune.TuneConfig(reuse_actors=True),  # as ntkmtl's driver
-        run_config=tune.RunConfig(name=f"plain{n_trials}", storage_path=str(root / "plain"), verbose=1,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),  # as ntkmtl's
+        run_config=tune.RunConfig(
+            name=f"plain{n_trials}",
+            storage_path=str(root / "plain"),
+            verbose=1,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),  # as ntkmtl's
     )
     start = time.process_time()
     grid = tuner.fit()
@@ -122,8 +138,11 @@ def main(argv: list[str] | None = None) -> None:
         for n in trials:
             with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-") as tmp:
                 root, row = Path(tmp), [n]
-                for run in (lambda: run_plain(n, epochs, root), lambda: run_ntkmtl(n, epochs, root, "none"),
-                            lambda: run_ntkmtl(n, epochs, root, "seed_asha")):
+                for run in (
+                    lambda: run_plain(n, epochs, root),
+                    lambda: run_ntkmtl(n, epochs, root, "none"),
+                    lambda: run_ntkmtl(n, epochs, root, "seed_asha"),
+                ):
                     wall = time.monotonic()
                     cpu, results = run()
                     row.append((cpu, results, time.monotonic() - wall))
@@ -131,10 +150,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"N={n}: done", file=sys.stderr, flush=True)
     finally:
         ray.shutdown()
-    print(f"\nDriver CPU time per reported result, {epochs} epochs per trial "
-          "(ms/result; results; wall seconds of the whole run)\n")
-    print("| N trials | Ray Tune alone | ntkmtl, no early stopping | ntkmtl, seed-aware ASHA "
-          "| ntkmtl (none) / Ray Tune | ntkmtl (seed_asha) / Ray Tune |")
+    print(
+        f"\nDriver CPU time per reported result, {epochs} epochs per trial "
+        "(ms/result; results; wall seconds of the whole run)\n"
+    )
+    print(
+        "| N trials | Ray Tune alone | ntkmtl, no early stopping | ntkmtl, seed-aware ASHA "
+        "| ntkmtl (none) / Ray Tune | ntkmtl (seed_asha) / Ray Tune |"
+    )
     print("|---|---|---|---|---|---|")
     for n, *runs in rows:
         per = [1000 * cpu / max(results, 1) for cpu, results, _ in runs]

@@ -24,6 +24,7 @@ Clock: wall time after ``torch.cuda.synchronize()`` on CUDA; on CPU this process
 other jobs on a shared machine do not inflate a step). ``--smoke`` runs every code path on CPU
 with tiny shapes, one timed round and LS trials packed 1 and 2: its numbers mean nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,14 +73,25 @@ def model_setups(smoke: bool) -> dict[str, ModelSetup]:
     if smoke:
         thin = {"width_multiplier": 0.125}
         return {
-            "qm9": ModelSetup("qm9", 8, None, {"train_size": 16, "val_size": 2, "test_size": 2, "progress": False}, "MPNN, 16 real molecules, batch 8"),
+            "qm9": ModelSetup(
+                "qm9",
+                8,
+                None,
+                {"train_size": 16, "val_size": 2, "test_size": 2, "progress": False},
+                "MPNN, 16 real molecules, batch 8",
+            ),
             "celeba": ModelSetup("celeba", 4, (32, 32), thin, "CNN 1/8 width, 32×32, batch 4"),
             "nyuv2": ModelSetup("nyuv2", 2, (32, 32), thin, "SegNet-MTAN 1/8 width, 32×32, batch 2"),
             "cityscapes": ModelSetup("cityscapes", 2, (32, 32), thin, "SegNet-MTAN 1/8 width, 32×32, batch 2"),
         }
     return {
-        "qm9": ModelSetup("qm9", 120, None, {"train_size": 1200, "val_size": 10, "test_size": 10, "progress": False},
-                          "MPNN (NNConv + GRU + Set2Set), real molecules, batch 120"),
+        "qm9": ModelSetup(
+            "qm9",
+            120,
+            None,
+            {"train_size": 1200, "val_size": 10, "test_size": 10, "progress": False},
+            "MPNN (NNConv + GRU + Set2Set), real molecules, batch 120",
+        ),
         "celeba": ModelSetup("celeba", 256, (64, 64), {}, "9-layer CNN, 64×64 synthetic images, batch 256"),
         "nyuv2": ModelSetup("nyuv2", 2, (288, 384), {}, "SegNet-MTAN, 288×384 synthetic tensors, batch 2"),
         "cityscapes": ModelSetup("cityscapes", 8, (128, 256), {}, "SegNet-MTAN, 128×256 synthetic tensors, batch 8"),
@@ -134,8 +146,14 @@ class Runner:
         method = "ntkmtl" if label.startswith("ntkmtl (") else label
         mode = "batched" if label == NTKMTL_BATCHED else "loop"
         config = TrialConfig(
-            benchmark=setup.benchmark, method=method, data=dict(setup.data), seed=0, batch_size=setup.batch_size,
-            device=device.type, precision=precision, task_gradients=mode,
+            benchmark=setup.benchmark,
+            method=method,
+            data=dict(setup.data),
+            seed=0,
+            batch_size=setup.batch_size,
+            device=device.type,
+            precision=precision,
+            task_gradients=mode,
         )
         self.label = label
         self.trial = Trial(config, benchmark=benchmark)
@@ -197,8 +215,11 @@ def time_model(setup, labels, precision, device, warmup, repeats) -> dict[str, d
             times[runner.label].append(clock() - start)
     nan = float("nan")
     return {
-        label: {"seconds": nan if label in failed else statistics.median(times[label]), "peak_mib": peak.get(label, nan),
-                "oom": label in failed}
+        label: {
+            "seconds": nan if label in failed else statistics.median(times[label]),
+            "peak_mib": peak.get(label, nan),
+            "oom": label in failed,
+        }
         for label in labels
     }
 
@@ -224,7 +245,13 @@ def pack_worker(rank, setup, method, precision, device_name, seconds, warmup, th
             steps += 1
         synchronize(device)
         elapsed = time.perf_counter() - start
-        result = {"rank": rank, "steps": steps, "seconds": elapsed, "peak_mib": float("nan"), "device_used_mib": float("nan")}
+        result = {
+            "rank": rank,
+            "steps": steps,
+            "seconds": elapsed,
+            "peak_mib": float("nan"),
+            "device_used_mib": float("nan"),
+        }
         if device.type == "cuda":
             result["peak_mib"] = torch.cuda.max_memory_reserved(device) / MIB
             free, total = torch.cuda.mem_get_info(device)
@@ -241,7 +268,10 @@ def run_packing(setup, method, precision, device, n_trials, seconds, warmup) -> 
     barrier, results = context.Barrier(n_trials), context.Queue()
     threads = 1 if device.type == "cpu" else max(1, (os.cpu_count() or 1) // n_trials)
     processes = [
-        context.Process(target=pack_worker, args=(rank, setup, method, precision, str(device), seconds, warmup, threads, barrier, results))
+        context.Process(
+            target=pack_worker,
+            args=(rank, setup, method, precision, str(device), seconds, warmup, threads, barrier, results),
+        )
         for rank in range(n_trials)
     ]
     for process in processes:
@@ -254,8 +284,10 @@ def run_packing(setup, method, precision, device, n_trials, seconds, warmup) -> 
         raise RuntimeError(f"packing {n_trials} × {method}: a trial process failed:\n{errors[0]}")
     rates = [r["steps"] / r["seconds"] for r in collected]
     return {
-        "per_trial": statistics.mean(rates), "aggregate": sum(rates),
-        "peak_mib": max(r["peak_mib"] for r in collected), "device_used_mib": max(r["device_used_mib"] for r in collected),
+        "per_trial": statistics.mean(rates),
+        "aggregate": sum(rates),
+        "peak_mib": max(r["peak_mib"] for r in collected),
+        "device_used_mib": max(r["device_used_mib"] for r in collected),
     }
 
 
@@ -267,8 +299,10 @@ def fmt(value: float, digits: int = 2) -> str:
 def device_line(device: torch.device) -> str:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return (f"{props.name} ({props.total_memory / 2**30:.0f} GiB, compute capability {props.major}.{props.minor}), "
-                f"{torch.cuda.device_count()} visible; CUDA {torch.version.cuda}")
+        return (
+            f"{props.name} ({props.total_memory / 2**30:.0f} GiB, compute capability {props.major}.{props.minor}), "
+            f"{torch.cuda.device_count()} visible; CUDA {torch.version.cuda}"
+        )
     return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
@@ -284,7 +318,12 @@ def step_table(setup, results, precisions, labels, cuda: bool) -> list[str]:
     if cuda:
         header += "".join(f" peak MiB {p} |" for p in precisions)
         rule += "---|" * len(precisions)
-    lines = [f"### {setup.benchmark}: {setup.label}, K = {len(benchmark_class(setup.benchmark).tasks)}", "", header, rule]
+    lines = [
+        f"### {setup.benchmark}: {setup.label}, K = {len(benchmark_class(setup.benchmark).tasks)}",
+        "",
+        header,
+        rule,
+    ]
     for label in labels:
         row = f"| {label} |"
         for p in precisions:
@@ -307,14 +346,18 @@ def suggestions(step_results, packing, precisions) -> list[str]:
     lines = ["## What the figures suggest", ""]
     ratios = [
         r[p][NTKMTL_BATCHED]["seconds"] / r[p][NTKMTL_LOOP]["seconds"]
-        for r in step_results.values() for p in precisions if NTKMTL_BATCHED in r[p] and NTKMTL_LOOP in r[p]
+        for r in step_results.values()
+        for p in precisions
+        if NTKMTL_BATCHED in r[p] and NTKMTL_LOOP in r[p]
     ]
     ratios = [x for x in ratios if not math.isnan(x)]
     if ratios:
         faster = sum(x < 0.95 for x in ratios)
         choice = "batched" if faster > len(ratios) / 2 else "loop"
-        lines.append(f"- `DEFAULT_TASK_GRADIENTS['cuda']`: **{choice}** (rule: batched when it is ≥ 5% faster than the "
-                     f"loop in most model × precision cells; here {faster} of {len(ratios)}).")
+        lines.append(
+            f"- `DEFAULT_TASK_GRADIENTS['cuda']`: **{choice}** (rule: batched when it is ≥ 5% faster than the "
+            f"loop in most model × precision cells; here {faster} of {len(ratios)})."
+        )
     if any("error" not in row for row in packing.values()):
         by_level: dict[int, list[float]] = {}
         for (method, n), row in packing.items():
@@ -324,25 +367,38 @@ def suggestions(step_results, packing, precisions) -> list[str]:
         best = max(gains.values())
         chosen = min(n for n, g in gains.items() if g >= 0.95 * best)
         measured = ", ".join(f"{n}: {g:.2f}" for n, g in gains.items())
-        lines.append(f"- `QM9.defaults.gpu_fraction`: **{1 / chosen:g}** ({chosen} trials per GPU; rule: the fewest trials "
-                     f"per GPU whose aggregate throughput is within 5% of the best; mean aggregate × 1 trial: {measured}), "
-                     "if the peak memory per trial fits.")
+        lines.append(
+            f"- `QM9.defaults.gpu_fraction`: **{1 / chosen:g}** ({chosen} trials per GPU; rule: the fewest trials "
+            f"per GPU whose aggregate throughput is within 5% of the best; mean aggregate × 1 trial: {measured}), "
+            "if the peak memory per trial fits."
+        )
     return lines + [""]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny shapes, one timed round, packing 1 and 2: checks the script")
+    parser.add_argument(
+        "--smoke", action="store_true", help="CPU, tiny shapes, one timed round, packing 1 and 2: checks the script"
+    )
     parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="ls is always included")
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (median; default 10, smoke 1)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per method first (default 3, smoke 1)")
-    parser.add_argument("--pack", type=int, nargs="*", default=None, help="QM9 trials per GPU (default 1 2 4 8, smoke 1 2; none: skip)")
-    parser.add_argument("--pack-methods", nargs="+", default=None, choices=("ls", "famo", "ntkmtl", "ntkmtl_sr", "nashmtl", "pcgrad"),
-                        help="methods of the packed trials (default ls ntkmtl, smoke ls)")
-    parser.add_argument("--pack-seconds", type=float, default=None, help="timed window of each packing run (default 10, smoke 0.5)")
+    parser.add_argument(
+        "--pack", type=int, nargs="*", default=None, help="QM9 trials per GPU (default 1 2 4 8, smoke 1 2; none: skip)"
+    )
+    parser.add_argument(
+        "--pack-methods",
+        nargs="+",
+        default=None,
+        choices=("ls", "famo", "ntkmtl", "ntkmtl_sr", "nashmtl", "pcgrad"),
+        help="methods of the packed trials (default ls ntkmtl, smoke ls)",
+    )
+    parser.add_argument(
+        "--pack-seconds", type=float, default=None, help="timed window of each packing run (default 10, smoke 0.5)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of this process on CPU")
     parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
@@ -395,8 +451,10 @@ def main(argv=None) -> int:
     lines += [
         f"- date: {datetime.date.today().isoformat()}; device: {device_line(device)}",
         f"- torch {torch.__version__}, Python {platform.python_version()}; command: `python bench/gpu.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-        (f"- step = `Trial._step` (forward, method.backward, optimizer step); median of {repeats} round-robin rounds "
-         f"after {warmup} warm-up steps; clock: {clock}; ×LS = ratio to LS in the same precision and run"),
+        (
+            f"- step = `Trial._step` (forward, method.backward, optimizer step); median of {repeats} round-robin rounds "
+            f"after {warmup} warm-up steps; clock: {clock}; ×LS = ratio to LS in the same precision and run"
+        ),
         "",
         "## Step time per method",
         "",

@@ -16,6 +16,7 @@ representation (see ``Encoder``); NTKMTL-SR is also timed on the same model retu
 With FAMO in the list, the time of one no-grad forward
 is printed too: FAMO's ``update`` needs one per step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,12 @@ class Encoder(torch.nn.Module):
         super().__init__()
         self.views = views
         self.shared = torch.nn.Sequential(
-            torch.nn.Linear(256, 1024), torch.nn.ReLU(),
-            torch.nn.Linear(1024, 640), torch.nn.ReLU(),
-            torch.nn.Linear(640, 256), torch.nn.ReLU(),
+            torch.nn.Linear(256, 1024),
+            torch.nn.ReLU(),
+            torch.nn.Linear(1024, 640),
+            torch.nn.ReLU(),
+            torch.nn.Linear(640, 256),
+            torch.nn.ReLU(),
         )
         self.heads = torch.nn.ModuleList(torch.nn.Linear(256, 1) for _ in range(n_tasks))
 
@@ -162,8 +166,12 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=sorted(METHODS), help="methods to time (ls is always included)")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    parser.add_argument("--clock", choices=("process", "wall"), default="process",
-                        help="CPU time of this process (default on CPU) or wall time (always on CUDA)")
+    parser.add_argument(
+        "--clock",
+        choices=("process", "wall"),
+        default="process",
+        help="CPU time of this process (default on CPU) or wall time (always on CUDA)",
+    )
     parser.add_argument("--batch", type=int, default=128, help="batch size")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -183,15 +191,19 @@ def main(argv=None):
     if "famo" in names:
         names.append(FORWARD)  # FAMO's update needs one such forward per step
     params = sum(p.numel() for p in Encoder(1).shared.parameters())
-    print(f"shared encoder: {params:,} parameters; batch {args.batch}; device {device}; "
-          f"threads {torch.get_num_threads()}; {'wall' if use_wall else 'process CPU'} time, "
-          f"median of {args.repeats} rounds")
+    print(
+        f"shared encoder: {params:,} parameters; batch {args.batch}; device {device}; "
+        f"threads {torch.get_num_threads()}; {'wall' if use_wall else 'process CPU'} time, "
+        f"median of {args.repeats} rounds"
+    )
     results = {k: bench(k, names, args.repeats, args.warmup, args.batch, device, clock) for k in args.tasks}
     header = "| method | needs | " + " | ".join(f"K={k} ms | K={k} ×LS" for k in args.tasks) + " |"
     print(header)
     print("|" + "---|" * (2 + 2 * len(args.tasks)))
     for name in names:
-        needs = {REFERENCE: "gradients", SR_SHARED: "representation"}.get(name, _needs(METHODS[name]) if name in METHODS else "-")
+        needs = {REFERENCE: "gradients", SR_SHARED: "representation"}.get(
+            name, _needs(METHODS[name]) if name in METHODS else "-"
+        )
         cells = []
         for k in args.tasks:
             t = results[k][name]

@@ -14,6 +14,7 @@ Run:  python bench/qm9_loading.py [--molecules 12000] [--batch-size 120] [--full
 It also builds a 3,000-molecule subset in a fresh cache (the quickstart's size); ``--full-build``
 also converts all 130,831 molecules into a fresh temporary cache and reports the build time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]  # run from a checkout without installing; the tests' fixtures
 
 from fixtures.reference_transforms import reference_complete  # noqa: E402
+
 from ntkmtl.benchmarks.qm9_data import QM9Graphs, load_qm9  # noqa: E402
 
 
@@ -47,8 +49,16 @@ class MolecularGraphs(InMemoryDataset):
 def bond_graph(data: Data) -> Data:
     """The molecule before the complete-graph transform: only bonded pairs, edge_attr [E, 4]."""
     bonded = data.edge_attr[:, :4].sum(1) > 0
-    return Data(x=data.x, z=data.z, pos=data.pos, edge_index=data.edge_index[:, bonded],
-                edge_attr=data.edge_attr[bonded, :4], y=data.y, idx=data.idx, name=data.name)
+    return Data(
+        x=data.x,
+        z=data.z,
+        pos=data.pos,
+        edge_index=data.edge_index[:, bonded],
+        edge_attr=data.edge_attr[bonded, :4],
+        y=data.y,
+        idx=data.idx,
+        name=data.name,
+    )
 
 
 def seconds_per_batch(batches, limit: int) -> float:
@@ -85,7 +95,9 @@ def main() -> None:
 
     started = time.perf_counter()
     graphs = load_qm9(indices=range(args.molecules), progress=False)
-    print(f"load_qm9(indices=range({args.molecules})): {time.perf_counter() - started:.1f} s (store {graphs.store.path.name})")
+    print(
+        f"load_qm9(indices=range({args.molecules})): {time.perf_counter() - started:.1f} s (store {graphs.store.path.name})"
+    )
     started = time.perf_counter()
     graphs = load_qm9(indices=range(args.molecules), progress=False)
     print(f"reopening the built store (memory-mapped): {1000 * (time.perf_counter() - started):.1f} ms")
@@ -93,19 +105,28 @@ def main() -> None:
     sample = on_the_fly[0]
     assert torch.equal(sample.edge_attr, graphs[0].edge_attr) and torch.equal(sample.edge_index, graphs[0].edge_index)
 
-    gen = lambda: torch.Generator().manual_seed(0)
+    def gen():
+        return torch.Generator().manual_seed(0)
+
     b, k = args.batch_size, args.batches
-    rows = best_of(args.rounds, {
-        "on the fly: PyG InMemoryDataset + Complete + Distance (reference)":
-            lambda: DataLoader(on_the_fly, batch_size=b, shuffle=True, generator=gen()),
-        "cached: QM9Graphs items, PyG DataLoader":
-            lambda: DataLoader(graphs, batch_size=b, shuffle=True, generator=gen()),
-        "cached: QM9Graphs.loader (flat arrays → Batch)":
-            lambda: graphs.loader(b, shuffle=True, generator=gen()),
-    }, k)
+    rows = best_of(
+        args.rounds,
+        {
+            "on the fly: PyG InMemoryDataset + Complete + Distance (reference)": lambda: DataLoader(
+                on_the_fly, batch_size=b, shuffle=True, generator=gen()
+            ),
+            "cached: QM9Graphs items, PyG DataLoader": lambda: DataLoader(
+                graphs, batch_size=b, shuffle=True, generator=gen()
+            ),
+            "cached: QM9Graphs.loader (flat arrays → Batch)": lambda: graphs.loader(b, shuffle=True, generator=gen()),
+        },
+        k,
+    )
     reference = rows["on the fly: PyG InMemoryDataset + Complete + Distance (reference)"]
-    print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread; "
-          f"batch {b}; mean over {k} shuffled batches of {args.molecules} molecules, best of {args.rounds} interleaved rounds\n")
+    print(
+        f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread; "
+        f"batch {b}; mean over {k} shuffled batches of {args.molecules} molecules, best of {args.rounds} interleaved rounds\n"
+    )
     print("| loading | ms / batch | speed-up vs on the fly |\n|---|---|---|")
     for name, seconds in rows.items():
         print(f"| {name} | {1000 * seconds:.2f} | {reference / seconds:.1f}× |")
@@ -113,8 +134,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         started = time.perf_counter()
         quick = load_qm9(cache_dir=cache, indices=range(3000), progress=False)
-        print(f"\nfresh cache, 3,000-molecule subset (quickstart size): {time.perf_counter() - started:.1f} s "
-              f"(bond methods {quick.store.meta['bond_methods']})")
+        print(
+            f"\nfresh cache, 3,000-molecule subset (quickstart size): {time.perf_counter() - started:.1f} s "
+            f"(bond methods {quick.store.meta['bond_methods']})"
+        )
 
     if args.full_build:
         with tempfile.TemporaryDirectory() as cache:
@@ -123,9 +146,11 @@ def main() -> None:
             wall = time.perf_counter() - started
             methods = full.store.meta["bond_methods"]
             edges = (np.asarray(full.store.edge_bond) >= 0).sum() / len(full)
-            print(f"\nfull build: {len(full)} molecules in {wall:.0f} s wall ({full.store.meta['build_seconds']:.0f} s "
-                  f"conversion + write), bond methods {methods}, {np.diff(full.store.node_ptr).mean():.2f} atoms and "
-                  f"{edges:.2f} directed bond edges per molecule")
+            print(
+                f"\nfull build: {len(full)} molecules in {wall:.0f} s wall ({full.store.meta['build_seconds']:.0f} s "
+                f"conversion + write), bond methods {methods}, {np.diff(full.store.node_ptr).mean():.2f} atoms and "
+                f"{edges:.2f} directed bond edges per molecule"
+            )
 
 
 if __name__ == "__main__":

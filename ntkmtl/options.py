@@ -6,6 +6,7 @@ its settings (``TrialConfig``) with it. ``parse_value`` / ``load_yaml`` are the 
 values, for YAML files and command lines alike. This module sits below every other layer of the
 package and imports none of it.
 """
+
 from __future__ import annotations
 
 import math

@@ -30,6 +30,7 @@ has none of these limits (on CUDA it needs a GPU with bf16 support, compute capa
 A forward pass that overflows fp16 gives a non-finite loss: the trial ends ``diverged``, as for
 any non-finite loss.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,9 +76,13 @@ def check_precision(precision: str, device: torch.device, method: type, task_gra
     if conflict:
         raise ValueError(f"trial: precision={precision!r}: {conflict}")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("trial: precision='bf16' needs a GPU with bf16 support (compute capability >= 8.0); use fp16 or fp32")
+        raise ValueError(
+            "trial: precision='bf16' needs a GPU with bf16 support (compute capability >= 8.0); use fp16 or fp32"
+        )
     if precision == "fp16" and device.type == "cpu" and not _cpu_fp16_autocast():
-        raise ValueError(f"trial: precision='fp16' is not supported by the CPU autocast of torch {torch.__version__}; use bf16 or fp32 on CPU")
+        raise ValueError(
+            f"trial: precision='fp16' is not supported by the CPU autocast of torch {torch.__version__}; use bf16 or fp32 on CPU"
+        )
 
 
 def _cpu_fp16_autocast() -> bool:
@@ -157,8 +162,12 @@ class MixedPrecision:
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"precision": self.precision, "scale": self.scale, "good_steps": self.good_steps,
-                "skipped_steps": self.skipped_steps}
+        return {
+            "precision": self.precision,
+            "scale": self.scale,
+            "good_steps": self.good_steps,
+            "skipped_steps": self.skipped_steps,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("precision") == self.precision:  # a checkpoint of another precision: a fresh scale

@@ -6,6 +6,7 @@ rules: epoch selection without test-set peeking, which trials enter the means, t
 The CLI hands the results layer the sweep's reader (``ntkmtl.sweep.export.read_results``) and its
 W&B key check, so the results package never imports the sweep.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,21 +23,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m ntkmtl.report",
         description="Paper-style tables (mean ± std over seeds), plots and W&B logging from a sweep's Parquet "
-                    "results. Rules for epoch selection and partial sweeps: docs/REPORT.md.",
+        "results. Rules for epoch selection and partial sweeps: docs/REPORT.md.",
     )
     parser.add_argument("results", help="Parquet file or directory written by a sweep (one or many sweeps)")
     parser.add_argument("--out", help="output directory (default: reports/<name of RESULTS>)")
-    parser.add_argument("--select-by", default=f"val_{DELTA_M}",
-                        help="validation column that picks each trial's epoch (default: val_delta_m, lowest)")
-    parser.add_argument("--select-mode", choices=("min", "max"),
-                        help="direction of --select-by (default: from the benchmark's metric declaration)")
+    parser.add_argument(
+        "--select-by",
+        default=f"val_{DELTA_M}",
+        help="validation column that picks each trial's epoch (default: val_delta_m, lowest)",
+    )
+    parser.add_argument(
+        "--select-mode",
+        choices=("min", "max"),
+        help="direction of --select-by (default: from the benchmark's metric declaration)",
+    )
     parser.add_argument("--benchmark", action="append", help="report only this benchmark (repeatable)")
     parser.add_argument("--include-running", action="store_true", help="use running trials too (flagged)")
     parser.add_argument("--exclude-stopped", action="store_true", help="leave out trials stopped early")
     parser.add_argument("--paper", action="store_true", help="add the paper's published Δm as comparison rows")
-    parser.add_argument("--baseline", metavar="CONFIG",
-                        help="configuration to compare with: a method ('ls'), a method with hyperparameters "
-                             "('ntkmtl ntk_exp=0.5'), a config_id, or 'none' (default: the sweep's ls)")
+    parser.add_argument(
+        "--baseline",
+        metavar="CONFIG",
+        help="configuration to compare with: a method ('ls'), a method with hyperparameters "
+        "('ntkmtl ntk_exp=0.5'), a config_id, or 'none' (default: the sweep's ls)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument("--wandb", action="store_true", help="log tables and plots to a W&B run in the sweep's group")
     parser.add_argument("--wandb-project", default="ntkmtl", help="W&B project (default: ntkmtl)")

@@ -5,6 +5,7 @@ the flat per-epoch records of docs/DESIGN.md ("Trainer → sweep"); the sweep la
 this. The code lives in ``ntkmtl.training`` (settings, step, records, schedules, trial, cli);
 this module keeps the public names and the command in one place.
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,8 +26,20 @@ from ntkmtl.training import (
 from ntkmtl.training.cli import build_parser, main, summary_line
 
 __all__ = [
-    "CHECKPOINT_FILE", "TRAIN_SETTINGS", "EpochStats", "Forward", "StepOutcome", "Trial", "TrialConfig",
-    "build_parser", "check_train_settings", "main", "parse_value", "seed_everything", "summary_line", "train_step",
+    "CHECKPOINT_FILE",
+    "TRAIN_SETTINGS",
+    "EpochStats",
+    "Forward",
+    "StepOutcome",
+    "Trial",
+    "TrialConfig",
+    "build_parser",
+    "check_train_settings",
+    "main",
+    "parse_value",
+    "seed_everything",
+    "summary_line",
+    "train_step",
 ]
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Ray is imported; an invalid config prints one line naming the key and the bad va
 with status 2. ``--dry-run`` prints the plan and starts nothing. See ``ntkmtl/sweep/config.py``
 for the YAML layout and ``tune_configs/`` for examples.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,17 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", help="sweep config (YAML), e.g. tune_configs/quickstart.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the trial table and start nothing")
     runs = parser.add_mutually_exclusive_group()
-    runs.add_argument("--resume", action="store_true", help="continue an interrupted sweep (or extension) from its storage")
-    runs.add_argument("--extend", action="store_true",
-                      help="after the config grew (seeds, methods, values, samples): run only the trials with no "
-                           "finished trial in the sweep's output yet; with --dry-run, list what runs and what is reused")
-    parser.add_argument("--address", default=None, help="an existing Ray cluster: auto or ray://HOST:PORT (default: start Ray here)")
+    runs.add_argument(
+        "--resume", action="store_true", help="continue an interrupted sweep (or extension) from its storage"
+    )
+    runs.add_argument(
+        "--extend",
+        action="store_true",
+        help="after the config grew (seeds, methods, values, samples): run only the trials with no "
+        "finished trial in the sweep's output yet; with --dry-run, list what runs and what is reused",
+    )
     parser.add_argument(
-        "--baseline", metavar="CONFIG",
+        "--address", default=None, help="an existing Ray cluster: auto or ray://HOST:PORT (default: start Ray here)"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="CONFIG",
         help="configuration the final table compares with, as in ntkmtl.report (default: the sweep's ls)",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value (YAML syntax), e.g. --set train.epochs=3 --set seeds=[0]",
     )
     return parser
@@ -116,11 +129,15 @@ def _run(args: argparse.Namespace) -> int:
     not_started = max(0, outcome.unfinished - running)  # unfinished trials that never reported an epoch
     waiting = f"; {not_started} trial(s) not started yet" if not_started else ""
     if extension is not None:
-        print(f"{outcome.rows} rows in {outcome.output}: this extension ran {outcome.trials - not_started} trials and "
-              f"reused {len(extension.reused)}{waiting} (read with ntkmtl.sweep.export.read_results)")
+        print(
+            f"{outcome.rows} rows in {outcome.output}: this extension ran {outcome.trials - not_started} trials and "
+            f"reused {len(extension.reused)}{waiting} (read with ntkmtl.sweep.export.read_results)"
+        )
     else:
-        print(f"{outcome.rows} rows from {with_rows} trials in {outcome.output}{waiting} "
-              "(read with ntkmtl.sweep.export.read_results)")
+        print(
+            f"{outcome.rows} rows from {with_rows} trials in {outcome.output}{waiting} "
+            "(read with ntkmtl.sweep.export.read_results)"
+        )
     print(f"Ray experiment: {outcome.experiment_path}")
     if outcome.unfinished:
         started = f"{outcome.unfinished - not_started} trial(s) unfinished" if outcome.unfinished > not_started else ""
@@ -128,7 +145,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"interrupted: {parts}; continue with --resume", file=sys.stderr)
         return interrupt.exit_code()
     if outcome.errored:
-        print(f"{outcome.errored} trial(s) errored; see the Ray experiment directory for their tracebacks", file=sys.stderr)
+        print(
+            f"{outcome.errored} trial(s) errored; see the Ray experiment directory for their tracebacks",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -1,4 +1,5 @@
 """Fixtures shared by the whole test suite."""
+
 import pytest
 import torch
 
@@ -13,4 +14,3 @@ torch.set_num_threads(1)
 def toy():
     """A small toy benchmark (128 training samples): one epoch takes a few milliseconds."""
     return Toy(n_train=128, n_val=64, n_test=64)
-

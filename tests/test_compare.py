@@ -15,6 +15,7 @@ each trial's selected epoch (dyadic numbers, so equal means are exactly equal):
                          1     0.25   2.0  22
     uw                   5     0.5    3.0  40     no seed in common with ls: unpaired
 """
+
 from __future__ import annotations
 
 import math
@@ -57,14 +58,27 @@ def results_frame(trials=TRIALS) -> pd.DataFrame:
     rows = []
     for index, (method, hps, seed, status, epochs) in enumerate(trials):
         for epoch, (val_dm, acc, err, test_dm) in enumerate(epochs, start=1):
-            rows.append({
-                "sweep": "cmp", "trial_id": f"t{index:02d}", "config_id": config_id(method, hps),
-                "benchmark": "toy", "method": method, "hp_gamma": hps.get("gamma", NAN),
-                "hp_max_norm": hps.get("max_norm", NAN), "hp_ntk_exp": hps.get("ntk_exp", NAN),
-                "seed": seed, "epoch": epoch, "status": status,
-                "val_acc": acc, "val_err": err, "test_acc": acc, "test_err": err,
-                "val_delta_m": val_dm, "test_delta_m": test_dm,
-            })
+            rows.append(
+                {
+                    "sweep": "cmp",
+                    "trial_id": f"t{index:02d}",
+                    "config_id": config_id(method, hps),
+                    "benchmark": "toy",
+                    "method": method,
+                    "hp_gamma": hps.get("gamma", NAN),
+                    "hp_max_norm": hps.get("max_norm", NAN),
+                    "hp_ntk_exp": hps.get("ntk_exp", NAN),
+                    "seed": seed,
+                    "epoch": epoch,
+                    "status": status,
+                    "val_acc": acc,
+                    "val_err": err,
+                    "test_acc": acc,
+                    "test_err": err,
+                    "val_delta_m": val_dm,
+                    "test_delta_m": test_dm,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -113,14 +127,20 @@ def test_paired_difference_and_its_t_interval():
     table = rows(build().table)
     mean, low, high = interval([7 - 10, 16 - 20, 24 - 30], dof=2)
     # sd = sqrt(7/3), so the half-width is t · sqrt(7/3) / sqrt(3) = t · sqrt(7) / 3
-    assert (mean, low, high) == pytest.approx((-13 / 3, -13 / 3 - T_975[2] * math.sqrt(7) / 3, -13 / 3 + T_975[2] * math.sqrt(7) / 3))
+    assert (mean, low, high) == pytest.approx(
+        (-13 / 3, -13 / 3 - T_975[2] * math.sqrt(7) / 3, -13 / 3 + T_975[2] * math.sqrt(7) / 3)
+    )
     assert (round(low, 3), round(high, 3)) == (-8.128, -0.539)
     ntk = table["ntkmtl"]
-    assert (ntk["paired_diff_mean"], ntk["paired_diff_low"], ntk["paired_diff_high"]) == pytest.approx((mean, low, high))
+    assert (ntk["paired_diff_mean"], ntk["paired_diff_low"], ntk["paired_diff_high"]) == pytest.approx(
+        (mean, low, high)
+    )
     assert ntk["paired_n"] == 3 and ntk["paired_diff_high"] < 0  # excludes zero: beyond seed noise
     famo = table["famo"]
     mean, low, high = interval([10 - 10, 22 - 20], dof=1)
-    assert (famo["paired_diff_mean"], famo["paired_diff_low"], famo["paired_diff_high"]) == pytest.approx((mean, low, high))
+    assert (famo["paired_diff_mean"], famo["paired_diff_low"], famo["paired_diff_high"]) == pytest.approx(
+        (mean, low, high)
+    )
     assert (low, high) == pytest.approx((1 - 12.706204736174707, 1 + 12.706204736174707))
     uw = table["uw"]
     assert uw["paired_n"] == 0 and math.isnan(uw["paired_diff_mean"]) and compare_text.interval_text(uw) == "n/a"
@@ -162,7 +182,9 @@ def test_another_baseline_by_method_hyperparameters_or_config_id():
 
 
 def test_baseline_that_names_nothing_or_several_configurations():
-    with pytest.raises(ReportError, match="matches no configuration; configurations: ls max_norm=0; ntkmtl ntk_exp=0.5; famo"):
+    with pytest.raises(
+        ReportError, match="matches no configuration; configurations: ls max_norm=0; ntkmtl ntk_exp=0.5; famo"
+    ):
         build(baseline="ntkmtl ntk_exp=2")
     two_ls = results_frame(TRIALS + [("ls", {"max_norm": 1.0}, 0, "completed", [(9, 0.5, 2.0, 9)])])
     default = build(two_ls)

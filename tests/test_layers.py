@@ -7,6 +7,7 @@ names: ``from a.b import c`` points to ``a.b.c`` when that is a module, else to 
 and sweep both sit on train; the sweep may use the results layer (its final table, the schema),
 never the other way round. A module no layer is given to fails the test: place it first.
 """
+
 from __future__ import annotations
 
 import ast
@@ -17,10 +18,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ntkmtl"
 LAYERS = ("options", "methods", "benchmarks", "train", "results", "sweep", "cli")  # bottom first
 TOP_LEVEL = {  # the layer of each top-level module or package of ntkmtl
-    "options": "options", "methods": "methods", "benchmarks": "benchmarks",
-    "train": "train", "training": "train", "precision": "train",  # precision: torch-only helpers of the trainer
-    "results": "results", "sweep": "sweep",
-    "tune": "cli", "report": "cli",  # python -m ntkmtl.tune / ntkmtl.report: argument parsing
+    "options": "options",
+    "methods": "methods",
+    "benchmarks": "benchmarks",
+    "train": "train",
+    "training": "train",
+    "precision": "train",  # precision: torch-only helpers of the trainer
+    "results": "results",
+    "sweep": "sweep",
+    "tune": "cli",
+    "report": "cli",  # python -m ntkmtl.tune / ntkmtl.report: argument parsing
 }
 
 
@@ -79,8 +86,10 @@ def layer_violations() -> list[str]:
     return [
         f"{MODULES[source].relative_to(PACKAGE.parent)}:{line} imports {target} "
         f"({layer(source)} must not import {layer(target)})"
-        for source, edges in GRAPH.items() if layer(source) in LAYERS
-        for line, target in edges if not allowed(source, target)
+        for source, edges in GRAPH.items()
+        if layer(source) in LAYERS
+        for line, target in edges
+        if not allowed(source, target)
     ]
 
 
@@ -153,17 +162,20 @@ def test_the_package_has_no_import_cycle():
     assert [" → ".join(path) for path in cycles(GRAPH, set(MODULES))] == []
 
 
-@pytest.mark.parametrize("edge, expected", [
-    (("ntkmtl.methods.cagrad", "ntkmtl.benchmarks.qm9"), "methods must not import benchmarks"),
-    (("ntkmtl.benchmarks.toy", "ntkmtl.train"), "benchmarks must not import train"),
-    (("ntkmtl.train", "ntkmtl.sweep.config"), "train must not import sweep"),
-    (("ntkmtl.train", "ntkmtl.results.schema"), "train must not import results"),
-    (("ntkmtl.options", "ntkmtl.methods.base"), "options must not import methods"),
-    (("ntkmtl.results.read", "ntkmtl.sweep.export"), "results must not import sweep"),
-    (("ntkmtl.results.wandb", "ntkmtl.sweep.wandb"), "results must not import sweep"),
-    (("ntkmtl.sweep.summary", "ntkmtl.report"), "sweep must not import cli"),
-    (("ntkmtl.results.plots", "ntkmtl.report"), "results must not import cli"),
-])
+@pytest.mark.parametrize(
+    "edge, expected",
+    [
+        (("ntkmtl.methods.cagrad", "ntkmtl.benchmarks.qm9"), "methods must not import benchmarks"),
+        (("ntkmtl.benchmarks.toy", "ntkmtl.train"), "benchmarks must not import train"),
+        (("ntkmtl.train", "ntkmtl.sweep.config"), "train must not import sweep"),
+        (("ntkmtl.train", "ntkmtl.results.schema"), "train must not import results"),
+        (("ntkmtl.options", "ntkmtl.methods.base"), "options must not import methods"),
+        (("ntkmtl.results.read", "ntkmtl.sweep.export"), "results must not import sweep"),
+        (("ntkmtl.results.wandb", "ntkmtl.sweep.wandb"), "results must not import sweep"),
+        (("ntkmtl.sweep.summary", "ntkmtl.report"), "sweep must not import cli"),
+        (("ntkmtl.results.plots", "ntkmtl.report"), "results must not import cli"),
+    ],
+)
 def test_a_forbidden_import_is_named(edge, expected, monkeypatch):
     source, target = edge
     monkeypatch.setitem(GRAPH, source, GRAPH[source] + [(1, target)])

@@ -3,6 +3,7 @@
 Each plot's figure is captured just before it is saved (``plots._save``), so the tests read the
 legend, the axis ticks and the drawn artists of the real figure.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,19 +26,32 @@ def frame(trials, epochs: int = 3) -> pd.DataFrame:
     for index, (method, hps, seed, test_dm, search) in enumerate(trials):
         cid = "-".join([method] + [f"{k}={v}" for k, v in sorted(hps.items())])
         for epoch in range(1, epochs + 1):
-            rows.append({
-                "sweep": "p", "trial_id": f"t{index:02d}", "config_id": cid, "benchmark": "toy", "method": method,
-                **{f"hp_{k}": hps.get(k, NAN) for k in ("eps", "max_norm", "n", "ntk_exp")},
-                "seed": seed, "epoch": epoch, "status": "completed", "val_acc": 0.5, "test_acc": 0.5,
-                "val_delta_m": test_dm + 10 - epoch, "test_delta_m": test_dm, "search": search,
-                "weight_a": 1.0 * epoch if method.startswith("ntkmtl") else NAN,
-                "weight_b": 2.0 * epoch if method.startswith("ntkmtl") else NAN,
-            })
+            rows.append(
+                {
+                    "sweep": "p",
+                    "trial_id": f"t{index:02d}",
+                    "config_id": cid,
+                    "benchmark": "toy",
+                    "method": method,
+                    **{f"hp_{k}": hps.get(k, NAN) for k in ("eps", "max_norm", "n", "ntk_exp")},
+                    "seed": seed,
+                    "epoch": epoch,
+                    "status": "completed",
+                    "val_acc": 0.5,
+                    "test_acc": 0.5,
+                    "val_delta_m": test_dm + 10 - epoch,
+                    "test_delta_m": test_dm,
+                    "search": search,
+                    "weight_a": 1.0 * epoch if method.startswith("ntkmtl") else NAN,
+                    "weight_b": 2.0 * epoch if method.startswith("ntkmtl") else NAN,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 GRID = [("ls", {"max_norm": 0.0}, s, 20.0 + s, None) for s in (0, 1)] + [
-    ("ntkmtl", {**NTKMTL_DEFAULTS, "ntk_exp": e}, s, 10.0 * e + s, None) for e in (0.5, 1.0) for s in (0, 1)]
+    ("ntkmtl", {**NTKMTL_DEFAULTS, "ntk_exp": e}, s, 10.0 * e + s, None) for e in (0.5, 1.0) for s in (0, 1)
+]
 
 
 @pytest.fixture
@@ -75,8 +89,9 @@ def test_labels_name_only_the_hyperparameters_that_vary_within_a_method(tmp_path
 
 
 def test_a_label_that_would_be_shared_keeps_the_configurations_apart():
-    table = pd.DataFrame({"source": ["sweep", "sweep"], "method": ["ls", "ls"], "config_id": ["a1", "b2"],
-                          "hp_max_norm": [0.0, 0.0]})
+    table = pd.DataFrame(
+        {"source": ["sweep", "sweep"], "method": ["ls", "ls"], "config_id": ["a1", "b2"], "hp_max_norm": [0.0, 0.0]}
+    )
     assert labels.varying_labels(table, ["hp_max_norm"]) == {"a1": "ls [a1]", "b2": "ls [b2]"}
 
 
@@ -94,8 +109,11 @@ def test_single_epoch_series_get_an_integer_epoch_axis(tmp_path, figures):
 def test_a_search_is_drawn_as_points_with_each_seed(tmp_path, figures):
     rng = np.random.default_rng(0)
     samples = sorted(rng.uniform(0.25, 1.5, 6))
-    search = [("ntkmtl", {**NTKMTL_DEFAULTS, "ntk_exp": float(e)}, s, 10.0 * e + 3 * s, "optuna")
-              for e in samples for s in (0, 1)]
+    search = [
+        ("ntkmtl", {**NTKMTL_DEFAULTS, "ntk_exp": float(e)}, s, 10.0 * e + 3 * s, "optuna")
+        for e in samples
+        for s in (0, 1)
+    ]
     grid = [("ntkmtl_sr", {"ntk_exp": e}, s, 5.0 + e + s, None) for e in (0.5, 1.0) for s in (0, 1)]
     ls = [t for t in GRID if t[0] == "ls"]
     ax = draw(frame(ls + grid + search), tmp_path, figures)["toy_delta_m_vs_ntk_exp"].axes[0]

@@ -1,5 +1,6 @@
 """Mixed precision (train.precision): bf16 trains every method, fp16 loss scaling is exact and
 skips overflowing steps, fp32 master weights and Gramians, clear errors for what is not supported."""
+
 import math
 import random
 from itertools import islice
@@ -54,6 +55,7 @@ def test_bf16_autocasts_the_forward_but_methods_see_fp32_losses_gradients_and_gr
 
     trial = Trial(toy_config(method="ntkmtl", precision="bf16", epochs=1))
     seen = {"encoder": set(), "losses": set(), "grads": set()}
+
     def record_training_forward(module, args, out):
         if module.training:  # evaluation runs in fp32
             seen["encoder"].add(out.dtype)
@@ -112,7 +114,9 @@ def fp32_gradients_and_info(name, loss_scale=None):
     return grads, info, precision
 
 
-@pytest.mark.parametrize("name", ["ls", "uw", "dwa", "famo", "go4align", "log_mgda", "ntkmtl", "nashmtl", "pcgrad", "cagrad"])
+@pytest.mark.parametrize(
+    "name", ["ls", "uw", "dwa", "famo", "go4align", "log_mgda", "ntkmtl", "nashmtl", "pcgrad", "cagrad"]
+)
 def test_fp16_loss_scale_leaves_every_gradient_and_weight_unchanged(name):
     """The scale lives only between the loss terms and the parameters: methods see true values."""
     plain, plain_info, _ = fp32_gradients_and_info(name)
@@ -178,7 +182,10 @@ def test_fp16_two_epochs_restore_two_epochs_equals_four(tmp_path):
         ({"precision": "fp16", "method": "ntkmtl_sr"}, "not available for method 'ntkmtl_sr'.*use bf16 or fp32"),
         ({"precision": "fp16", "method": "consmtl"}, "not available for method 'consmtl'"),
         ({"precision": "fp16", "method": "ntkmtl", "task_gradients": "batched"}, "needs task_gradients 'loop'"),
-        ({"task_gradients": "vmap"}, "setting task_gradients='vmap' is not valid; valid: one of 'auto', 'loop', 'batched'"),
+        (
+            {"task_gradients": "vmap"},
+            "setting task_gradients='vmap' is not valid; valid: one of 'auto', 'loop', 'batched'",
+        ),
     ],
 )
 def test_unsupported_precision_settings_are_one_clear_error(overrides, message):
@@ -191,8 +198,23 @@ def test_fp16_with_auto_task_gradients_uses_the_loop():
 
 
 def test_cli_precision_flag(capsys):
-    code = main(["--benchmark", "toy", "--method", "ntkmtl", "--epochs", "1", "--precision", "bf16", "--no-progress",
-                 "--device", "cpu", "--data", "n_train=64"])
+    code = main(
+        [
+            "--benchmark",
+            "toy",
+            "--method",
+            "ntkmtl",
+            "--epochs",
+            "1",
+            "--precision",
+            "bf16",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--data",
+            "n_train=64",
+        ]
+    )
     assert code == 0 and "epoch 1/1 completed" in capsys.readouterr().out
     assert main(["--benchmark", "toy", "--precision", "half", "--no-progress"]) == 2
     assert "precision='half' is not valid" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """docs/REFERENCE_FACTS.md states the numbers the code uses, and every citation of it points to a section."""
+
 import re
 from pathlib import Path
 
@@ -38,8 +39,14 @@ def test_headline_table_is_the_reports_paper_rows():
     from ntkmtl.results.table import PAPER_DELTA_M
 
     lines = [line for line in section(1).splitlines() if line.startswith("|")]
-    methods = {"NTKMTL": "ntkmtl", "NTKMTL-SR": "ntkmtl_sr", "FairGrad": "fairgrad", "FAMO": "famo",
-               "Nash-MTL": "nashmtl", "LS": "ls"}
+    methods = {
+        "NTKMTL": "ntkmtl",
+        "NTKMTL-SR": "ntkmtl_sr",
+        "FairGrad": "fairgrad",
+        "FAMO": "famo",
+        "Nash-MTL": "nashmtl",
+        "LS": "ls",
+    }
     header = [methods[c.strip()] for c in lines[0].strip("|").split("|")[1:]]
     documented = {}
     for line in lines[2:]:

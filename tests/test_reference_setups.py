@@ -1,4 +1,5 @@
 """The paper configs carry the reference's values, and their headers state the real set-up."""
+
 import re
 from pathlib import Path
 
@@ -13,8 +14,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "tune_configs"
 RUN_SCRIPT_NTK_EXP = {"qm9": 0.5, "celeba": 0.5, "nyuv2": 0.75, "cityscapes": 0.5}
 # the reference's hyperparameters (experiments/utils.py parser defaults), where ntkmtl's defaults
 # might ever drift: a paper config must not override them with other values
-REFERENCE_HPARAMS = {"famo": {"gamma": 0.01, "w_lr": 0.025}, "cagrad": {"c": 0.4}, "fairgrad": {"alpha": 1.0},
-                     "dwa": {"temperature": 2.0}, "nashmtl": {"optim_niter": 20, "update_weights_every": 1}}
+REFERENCE_HPARAMS = {
+    "famo": {"gamma": 0.01, "w_lr": 0.025},
+    "cagrad": {"c": 0.4},
+    "fairgrad": {"alpha": 1.0},
+    "dwa": {"temperature": 2.0},
+    "nashmtl": {"optim_niter": 20, "update_weights_every": 1},
+}
 
 
 @pytest.mark.parametrize("benchmark", sorted(RUN_SCRIPT_NTK_EXP))

@@ -15,6 +15,7 @@ trial is a list of epochs (val Δm, test Δm, test acc, test err); val acc/err c
                         s2               9 (epoch 1; statuses running, running, completed)
     uw                  s0 errored       nothing used: sorted last, blank cells
 """
+
 from __future__ import annotations
 
 import math
@@ -32,19 +33,19 @@ DECLARED = {"acc": True, "err": False}
 
 # (method, hyperparameters, seed, status per epoch, epochs as (val Δm, test Δm, test acc, test err))
 TRIALS = [
-    ("famo", {"gamma": 0.01}, 0, "completed", [(5, 5, .60, 1.5), (4, 3, .62, 1.2), (3, 1, .65, 0.9)]),
-    ("famo", {"gamma": 0.01}, 1, "stopped_early", [(4, 2, .66, 1.1)]),
-    ("famo", {"gamma": 0.01}, 2, "running", [(6, 0, .50, 2.0), (2, -100, .99, 0.1)]),
-    ("ntkmtl", {"ntk_exp": 0.5}, 0, "completed", [(5, 5, .60, 1.5), (4, 4, .65, 1.3), (3, 1, .70, 1.0)]),
-    ("ntkmtl", {"ntk_exp": 0.5}, 1, "completed", [(5, 6, .60, 1.5), (4, 5, .65, 1.4), (3, 2, .72, 1.2)]),
-    ("ntkmtl", {"ntk_exp": 0.5}, 2, "completed", [(5, 7, .60, 1.5), (4, 6, .65, 1.5), (3, 3, .74, 1.4)]),
-    ("ntkmtl", {"ntk_exp": 1.0}, 0, "completed", [(6, 3, .60, 0.5), (7, 2, .61, 0.4), (8, 1, .62, 0.3)]),
-    ("ntkmtl", {"ntk_exp": 1.0}, 1, "completed", [(9, 9, .50, 0.9), (5, 4, .62, 0.7), (6, 3, .63, 0.6)]),
-    ("ntkmtl", {"ntk_exp": 1.0}, 2, "diverged", [(1, -50, .99, 0.1), (NAN, NAN, NAN, NAN)]),
-    ("ls", {}, 0, "completed", [(10, 9, .50, 2.0), (8, 7, .55, 1.8), (9, 6, .60, 1.7)]),
-    ("ls", {}, 1, "completed", [(9, 8, .52, 1.9), (7, 8, .56, 1.7), (7, 5, .58, 1.6)]),
-    ("ls", {}, 2, ["running", "running", "completed"], [(8, 9, .54, 1.8), (9, 9, .50, 1.9), (10, 10, .49, 2.0)]),
-    ("uw", {}, 0, "errored", [(3, 3, .70, 1.0)]),
+    ("famo", {"gamma": 0.01}, 0, "completed", [(5, 5, 0.60, 1.5), (4, 3, 0.62, 1.2), (3, 1, 0.65, 0.9)]),
+    ("famo", {"gamma": 0.01}, 1, "stopped_early", [(4, 2, 0.66, 1.1)]),
+    ("famo", {"gamma": 0.01}, 2, "running", [(6, 0, 0.50, 2.0), (2, -100, 0.99, 0.1)]),
+    ("ntkmtl", {"ntk_exp": 0.5}, 0, "completed", [(5, 5, 0.60, 1.5), (4, 4, 0.65, 1.3), (3, 1, 0.70, 1.0)]),
+    ("ntkmtl", {"ntk_exp": 0.5}, 1, "completed", [(5, 6, 0.60, 1.5), (4, 5, 0.65, 1.4), (3, 2, 0.72, 1.2)]),
+    ("ntkmtl", {"ntk_exp": 0.5}, 2, "completed", [(5, 7, 0.60, 1.5), (4, 6, 0.65, 1.5), (3, 3, 0.74, 1.4)]),
+    ("ntkmtl", {"ntk_exp": 1.0}, 0, "completed", [(6, 3, 0.60, 0.5), (7, 2, 0.61, 0.4), (8, 1, 0.62, 0.3)]),
+    ("ntkmtl", {"ntk_exp": 1.0}, 1, "completed", [(9, 9, 0.50, 0.9), (5, 4, 0.62, 0.7), (6, 3, 0.63, 0.6)]),
+    ("ntkmtl", {"ntk_exp": 1.0}, 2, "diverged", [(1, -50, 0.99, 0.1), (NAN, NAN, NAN, NAN)]),
+    ("ls", {}, 0, "completed", [(10, 9, 0.50, 2.0), (8, 7, 0.55, 1.8), (9, 6, 0.60, 1.7)]),
+    ("ls", {}, 1, "completed", [(9, 8, 0.52, 1.9), (7, 8, 0.56, 1.7), (7, 5, 0.58, 1.6)]),
+    ("ls", {}, 2, ["running", "running", "completed"], [(8, 9, 0.54, 1.8), (9, 9, 0.50, 1.9), (10, 10, 0.49, 2.0)]),
+    ("uw", {}, 0, "errored", [(3, 3, 0.70, 1.0)]),
 ]
 EPOCH_SECONDS = {"ls": [3.0, 1.0, 1.0], "ntkmtl": [6.0, 4.0, 4.0], "famo": [1.2, 1.2, 1.2], "uw": [2.0]}
 
@@ -58,18 +59,33 @@ def results_frame(benchmark: str = "toy") -> pd.DataFrame:
     for trial_index, (method, hps, seed, status, epochs) in enumerate(TRIALS):
         statuses = status if isinstance(status, list) else [status] * len(epochs)
         for epoch, (val_dm, test_dm, acc, err) in enumerate(epochs, start=1):
-            rows.append({
-                "sweep": "s1", "trial_id": f"t{trial_index:02d}", "config_id": config_id(method, hps),
-                "benchmark": benchmark, "method": method,
-                "hp_gamma": hps.get("gamma", NAN), "hp_ntk_exp": hps.get("ntk_exp", NAN),
-                "seed": seed, "epoch": epoch, "status": statuses[epoch - 1],
-                "train_loss_a": 1.0 / epoch, "train_loss_b": 2.0 / epoch,
-                "val_acc": acc, "val_err": err, "test_acc": acc, "test_err": err,
-                "val_delta_m": val_dm, "test_delta_m": test_dm,
-                "weight_a": 1.0 + epoch if method == "ntkmtl" else NAN,
-                "weight_b": 2.0 * epoch if method == "ntkmtl" else NAN,
-                "lr": 1e-3, "epoch_seconds": EPOCH_SECONDS[method][epoch - 1], "samples_per_second": 100.0,
-            })
+            rows.append(
+                {
+                    "sweep": "s1",
+                    "trial_id": f"t{trial_index:02d}",
+                    "config_id": config_id(method, hps),
+                    "benchmark": benchmark,
+                    "method": method,
+                    "hp_gamma": hps.get("gamma", NAN),
+                    "hp_ntk_exp": hps.get("ntk_exp", NAN),
+                    "seed": seed,
+                    "epoch": epoch,
+                    "status": statuses[epoch - 1],
+                    "train_loss_a": 1.0 / epoch,
+                    "train_loss_b": 2.0 / epoch,
+                    "val_acc": acc,
+                    "val_err": err,
+                    "test_acc": acc,
+                    "test_err": err,
+                    "val_delta_m": val_dm,
+                    "test_delta_m": test_dm,
+                    "weight_a": 1.0 + epoch if method == "ntkmtl" else NAN,
+                    "weight_b": 2.0 * epoch if method == "ntkmtl" else NAN,
+                    "lr": 1e-3,
+                    "epoch_seconds": EPOCH_SECONDS[method][epoch - 1],
+                    "samples_per_second": 100.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -118,9 +134,16 @@ def test_select_by_another_metric_takes_its_direction():
 def test_table_means_stds_counts_exactly():
     table = build().table
     assert list(table["method"] + " " + table["hyperparameters"]) == [
-        "famo gamma=0.01", "ntkmtl ntk_exp=0.5", "ntkmtl ntk_exp=1", "ls ", "uw "]
+        "famo gamma=0.01",
+        "ntkmtl ntk_exp=0.5",
+        "ntkmtl ntk_exp=1",
+        "ls ",
+        "uw ",
+    ]
     rows = by_method(table)
-    famo, ntk05, ntk1, ls, uw = (rows[k] for k in ("famo gamma=0.01", "ntkmtl ntk_exp=0.5", "ntkmtl ntk_exp=1", "ls", "uw"))
+    famo, ntk05, ntk1, ls, uw = (
+        rows[k] for k in ("famo gamma=0.01", "ntkmtl ntk_exp=0.5", "ntkmtl ntk_exp=1", "ls", "uw")
+    )
     # sample std, ddof = 1
     assert famo["test_delta_m_mean"] == pytest.approx(1.5) and famo["test_delta_m_std"] == pytest.approx(math.sqrt(0.5))
     assert famo["test_acc_mean"] == pytest.approx(0.655) and famo["test_err_mean"] == pytest.approx(1.0)
@@ -166,7 +189,10 @@ def test_paper_rows_compare_but_are_never_best():
     assert paper.loc["ntkmtl", "test_delta_m_mean"] == -6.99 and paper.loc["ntkmtl", "test_delta_m_std"] == 0.38
     assert paper.loc["ls", "test_delta_m_mean"] == 5.59 and len(paper) == 6
     assert table.iloc[0]["source"] == "paper"  # sorted by Δm with the measured rows
-    assert table.loc[table["method"].eq("famo") & table["source"].eq("sweep"), "best_in"].item() == "test_delta_m;mean_rank"
+    assert (
+        table.loc[table["method"].eq("famo") & table["source"].eq("sweep"), "best_in"].item()
+        == "test_delta_m;mean_rank"
+    )
     assert (table.loc[table["source"] == "paper", "best_in"] == "").all()
     assert table.loc[table["source"] == "paper", "mean_rank"].isna().all()
 
@@ -197,8 +223,12 @@ def test_cli_writes_tables_and_png_plots(results, tmp_path, declared, capsys):
     assert len(pd.read_csv(out / "toy_trials.csv")) == len(TRIALS)
     markdown = (out / "toy.md").read_text()
     assert "**1.50 ± 0.71**" in markdown and "![val_curves](toy_val_curves.png)" in markdown
-    sizes = {"delta_m_vs_ntk_exp": (800, 500), "val_curves": (800, 500), "time_vs_ls": (800, 500),
-             "task_weights": plots.weight_figure_pixels(2)}
+    sizes = {
+        "delta_m_vs_ntk_exp": (800, 500),
+        "val_curves": (800, 500),
+        "time_vs_ls": (800, 500),
+        "task_weights": plots.weight_figure_pixels(2),
+    }
     for name, size in sizes.items():
         with Image.open(out / f"toy_{name}.png") as image:
             assert image.format == "PNG" and image.size == size
@@ -206,14 +236,17 @@ def test_cli_writes_tables_and_png_plots(results, tmp_path, declared, capsys):
     assert "best test Δm 1.50 % by famo gamma=0.01" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["MISSING"], "does not exist"),
-    (["EMPTY"], "hold no rows"),
-    (["RESULTS", "--select-by", "val_nope"], "no such column"),
-    (["RESULTS", "--select-by", "test_delta_m"], "not a validation column"),
-    (["RESULTS", "--benchmark", "qm9"], "not in the results"),
-    (["UNKNOWN"], "unknown benchmark 'mystery'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["MISSING"], "does not exist"),
+        (["EMPTY"], "hold no rows"),
+        (["RESULTS", "--select-by", "val_nope"], "no such column"),
+        (["RESULTS", "--select-by", "test_delta_m"], "not a validation column"),
+        (["RESULTS", "--benchmark", "qm9"], "not in the results"),
+        (["UNKNOWN"], "unknown benchmark 'mystery'"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, results, tmp_path, capsys):
     empty = tmp_path / "empty.parquet"
     results_frame().iloc[:0].to_parquet(empty)

@@ -1,4 +1,5 @@
 """The Ray-free trainer on the toy benchmark: records, determinism, resume, divergence, method paths, CLI."""
+
 import json
 import math
 import random
@@ -11,7 +12,6 @@ import pytest
 import torch
 
 from ntkmtl.benchmarks.toy import Toy
-
 from ntkmtl.methods import METHODS, Requirements
 from ntkmtl.methods.base import LossWeightingMethod
 from ntkmtl.options import HParam, load_yaml
@@ -242,11 +242,26 @@ def test_progress_bar_per_epoch(capsys):
 
 def test_parse_value_reads_what_people_write():
     texts = ("3", "1e-3", "2.5E-3", ".5", "0.5", "TRUE", "null", "[0, 1]", "qm9pack", "none", "-1e3")
-    assert [parse_value(v) for v in texts] == [3, 1e-3, 2.5e-3, 0.5, 0.5, True, None, [0, 1], "qm9pack", "none", -1000.0]
+    assert [parse_value(v) for v in texts] == [
+        3,
+        1e-3,
+        2.5e-3,
+        0.5,
+        0.5,
+        True,
+        None,
+        [0, 1],
+        "qm9pack",
+        "none",
+        -1000.0,
+    ]
     assert all(type(parse_value(v)) is float for v in ("1e-3", "2.5E-3", ".5", "1E5"))
     # the same reader for YAML files (the sweep config): lr: 1e-4 is a number, not the string '1e-4'
     assert load_yaml("train: {lr: 1e-4, method_lr: 2.5E-3}\nseeds: [0, 1]\nflag: true") == {
-        "train": {"lr": 1e-4, "method_lr": 2.5e-3}, "seeds": [0, 1], "flag": True}
+        "train": {"lr": 1e-4, "method_lr": 2.5e-3},
+        "seeds": [0, 1],
+        "flag": True,
+    }
 
 
 def test_trial_config_fields_are_the_declared_settings():
@@ -319,7 +334,9 @@ def test_cli_diverged_exits_1(capsys):
 def test_cli_subprocess_has_no_traceback():
     result = subprocess.run(
         [sys.executable, "-m", "ntkmtl.train", "--benchmark", "toy", "--method", "ntkmtl", "--hp", "ntk_exp=9"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 Modules are imported on first use, so validating a config for one benchmark never imports the
 heavy dependencies of another.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -48,6 +49,14 @@ def get_benchmark(name: str, **options: Any) -> Benchmark:
 
 
 __all__ = [
-    "BENCHMARKS", "LR_SCHEDULES", "Benchmark", "DataError", "Metric", "TrainDefaults", "benchmark_class", "delta_m",
-    "describe_benchmarks", "get_benchmark",
+    "BENCHMARKS",
+    "LR_SCHEDULES",
+    "Benchmark",
+    "DataError",
+    "Metric",
+    "TrainDefaults",
+    "benchmark_class",
+    "delta_m",
+    "describe_benchmarks",
+    "get_benchmark",
 ]

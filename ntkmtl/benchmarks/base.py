@@ -4,6 +4,7 @@ A benchmark knows nothing about weighting methods or Ray. The trainer (ntkmtl/tr
 for data loaders, a model, per-sample loss terms and evaluation metrics; Δm is computed here,
 once, from the metric declarations (docs/REFERENCE_FACTS.md §3).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

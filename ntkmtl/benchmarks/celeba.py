@@ -10,6 +10,7 @@ Model: ``CelebACNN`` (shared 512-d representation, 40 linear heads). Loss: binar
 per image and attribute. Metric: per-attribute F1 at threshold 0.5, ``f1_<Attribute>``; Δm
 against the STL F1 of docs/REFERENCE_FACTS.md §3. Adam 3e-4, cosine schedule, 15 epochs, batch 256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,23 +33,91 @@ from ntkmtl.options import HParam
 
 # The 40 attributes, in the order of the header line of Anno/list_attr_celeba.txt.
 ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
-    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
-    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
-    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
-    "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 )
 
 # Single-task F1 per attribute, in ATTRIBUTES order: the reference's experiments/celeba/delta_m.py
 # (docs/REFERENCE_FACTS.md §3).
 STL_F1 = (
-    0.6736886, 0.68121034, 0.81524944, 0.5760289, 0.7205613, 0.8555076, 0.38203922, 0.58225113,
-    0.787647, 0.8321292, 0.5029583, 0.68694085, 0.6781237, 0.5240381, 0.5161666, 0.95694304,
-    0.6968786, 0.67976356, 0.8808315, 0.8582131, 0.97034, 0.93267566, 0.5057539, 0.40307626,
-    0.9703734, 0.48644206, 0.60786104, 0.5261031, 0.56907415, 0.59815097, 0.6858371, 0.924108,
-    0.5424991, 0.7406311, 0.71019936, 0.87365365, 0.9305602, 0.33704284, 0.7647628, 0.91907,
+    0.6736886,
+    0.68121034,
+    0.81524944,
+    0.5760289,
+    0.7205613,
+    0.8555076,
+    0.38203922,
+    0.58225113,
+    0.787647,
+    0.8321292,
+    0.5029583,
+    0.68694085,
+    0.6781237,
+    0.5240381,
+    0.5161666,
+    0.95694304,
+    0.6968786,
+    0.67976356,
+    0.8808315,
+    0.8582131,
+    0.97034,
+    0.93267566,
+    0.5057539,
+    0.40307626,
+    0.9703734,
+    0.48644206,
+    0.60786104,
+    0.5261031,
+    0.56907415,
+    0.59815097,
+    0.6858371,
+    0.924108,
+    0.5424991,
+    0.7406311,
+    0.71019936,
+    0.87365365,
+    0.9305602,
+    0.33704284,
+    0.7647628,
+    0.91907,
 )
 
 ATTR_FILE = Path("Anno/list_attr_celeba.txt")
@@ -92,8 +161,9 @@ def read_annotations(root: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 
     parts = [line.split() for line in _read_lines(part_path) if line.strip()]
     if [p[0] for p in parts] != names or any(len(p) != 2 or p[1] not in ("0", "1", "2") for p in parts):
-        raise _malformed(part_path, "its lines are not '<file> <0|1|2>' for exactly the images of "
-                         f"{ATTR_FILE}, in the same order")
+        raise _malformed(
+            part_path, f"its lines are not '<file> <0|1|2>' for exactly the images of {ATTR_FILE}, in the same order"
+        )
     return names, labels, np.array([int(p[1]) for p in parts], dtype=np.int64)
 
 
@@ -129,8 +199,10 @@ def _check_header(attr_path: Path, head: list[str]) -> None:
     if len(head) < 2 or not head[0].strip().isdigit():
         raise _malformed(attr_path, "line 1 should be the image count")
     if tuple(head[1].split()) != ATTRIBUTES:
-        raise _malformed(attr_path, f"line 2 should name the 40 attributes ({ATTRIBUTES[0]} … {ATTRIBUTES[-1]}), "
-                         f"found {head[1][:80]!r}")
+        raise _malformed(
+            attr_path,
+            f"line 2 should name the 40 attributes ({ATTRIBUTES[0]} … {ATTRIBUTES[-1]}), found {head[1][:80]!r}",
+        )
 
 
 def _malformed(path: Path, problem: str):
@@ -149,8 +221,9 @@ def cached_images(root: Path, names: list[str], size: int, cache_dir: Path) -> n
         present = set(os.listdir(root / IMAGE_DIR))
         missing = next((name for name in names if name not in present), None)
         if missing is not None:
-            raise data_error("CelebA", root / IMAGE_DIR / missing, "image listed in the annotation file is missing",
-                             LAYOUT, SOURCE)
+            raise data_error(
+                "CelebA", root / IMAGE_DIR / missing, "image listed in the annotation file is missing", LAYOUT, SOURCE
+            )
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
         try:
@@ -197,14 +270,25 @@ class CelebA(Benchmark):
     defaults = TrainDefaults(epochs=15, batch_size=256, lr=3e-4, scheduler="cosine", gpu_fraction=0.5)
     data_options = (
         HParam("root", str, "~/data/celeba", "the CelebA folder (Img/, Anno/, Eval/)"),
-        HParam("cache_dir", str, "~/.cache/ntkmtl/celeba",
-               "where the resized uint8 image cache goes (node-local disk is best)"),
+        HParam(
+            "cache_dir",
+            str,
+            "~/.cache/ntkmtl/celeba",
+            "where the resized uint8 image cache goes (node-local disk is best)",
+        ),
         HParam("image_size", int, 64, "images are resized to image_size × image_size", low=8, high=512),
         HParam("max_train", int, None, "use only the first max_train training images (quick runs)", low=1),
         HParam("max_val", int, None, "use only the first max_val validation images", low=1),
         HParam("max_test", int, None, "use only the first max_test test images", low=1),
-        HParam("width_multiplier", float, 1.0, "scales every layer's width (1 = the paper's network)",
-               low=0.0, high=4.0, low_open=True),
+        HParam(
+            "width_multiplier",
+            float,
+            1.0,
+            "scales every layer's width (1 = the paper's network)",
+            low=0.0,
+            high=4.0,
+            low_open=True,
+        ),
     )
 
     @property
@@ -226,16 +310,18 @@ class CelebA(Benchmark):
         _check_header(root / ATTR_FILE, head)
         first_image = head[2].split()[0] if head[2].split() else ""
         if not (root / IMAGE_DIR / first_image).is_file():
-            raise data_error("CelebA", root / IMAGE_DIR, f"first annotated image {first_image!r} is missing",
-                             LAYOUT, SOURCE)
+            raise data_error(
+                "CelebA", root / IMAGE_DIR, f"first annotated image {first_image!r} is missing", LAYOUT, SOURCE
+            )
 
     def loaders(self, batch_size: int, seed: int, num_workers: int = 0) -> tuple[Iterable, Iterable, Iterable]:
         self.check_data()
         names, labels, split = read_annotations(self.root)
         chosen = {s: first(np.flatnonzero(split == code), self.options[f"max_{s}"]) for s, code in SPLITS.items()}
         used = np.sort(np.concatenate(list(chosen.values())))
-        images = cached_images(self.root, [names[i] for i in used], self.options["image_size"],
-                               resolve(self.options["cache_dir"]))
+        images = cached_images(
+            self.root, [names[i] for i in used], self.options["image_size"], resolve(self.options["cache_dir"])
+        )
         labels = labels[used]
         rows = {s: np.searchsorted(used, idx) for s, idx in chosen.items()}
         datasets = {s: CelebAImages(images, labels, r) for s, r in rows.items()}

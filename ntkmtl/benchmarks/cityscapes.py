@@ -5,6 +5,7 @@ The MTAN pre-processed version (2975 train and 500 test images of 128×256, 7 co
 SegNet-MTAN, Adam 1e-4 halved every 100 epochs, 200 epochs, batch 8, with augmentation
 (docs/REFERENCE_FACTS.md §4). Four metrics; Δm against the STL baselines of docs/REFERENCE_FACTS.md §3.
 """
+
 from __future__ import annotations
 
 from ntkmtl.benchmarks.base import Metric, TrainDefaults

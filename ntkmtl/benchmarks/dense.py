@@ -16,6 +16,7 @@ with the STL baselines of docs/REFERENCE_FACTS.md §3. Two guards the reference 
 both prediction and truth is left out of the mIoU mean (the reference gives NaN), and a batch
 without valid depth or normal pixels is left out of that average (the reference divides by 0).
 """
+
 from __future__ import annotations
 
 import math
@@ -99,22 +100,46 @@ def mtan_options(dataset: str, root: str, eval_batch_size: int) -> tuple[HParam,
     """The data options of a benchmark on the MTAN layout; ``root`` and the paper's batch differ."""
     return (
         HParam("root", str, root, f"the {dataset} folder holding train/ and val/ (MTAN layout)"),
-        HParam("val_fraction", float, 0.0, "fraction of the MTAN train split held out for validation (MTAN's own "
-               "val split is the test set); 0 = the reference: train on the whole train split and validate "
-               "on the test set, the only evaluation its trainer makes", low=0.0, high=0.5),
+        HParam(
+            "val_fraction",
+            float,
+            0.0,
+            "fraction of the MTAN train split held out for validation (MTAN's own "
+            "val split is the test set); 0 = the reference: train on the whole train split and validate "
+            "on the test set, the only evaluation its trainer makes",
+            low=0.0,
+            high=0.5,
+        ),
         HParam("split_seed", int, 0, "chooses the held-out validation samples (not the training seed)", low=0),
-        HParam("chunk_loss", str, "image_mean", "NTKMTL-SR's per-chunk task losses: image_mean (the reference: the "
-               "mean over the chunk's images of each image's mean loss, segmentation averaged over all pixels) "
-               "or valid_pixels (Σ loss / Σ valid pixels over the chunk, like the batch loss)",
-               choices=("image_mean", "valid_pixels")),
+        HParam(
+            "chunk_loss",
+            str,
+            "image_mean",
+            "NTKMTL-SR's per-chunk task losses: image_mean (the reference: the "
+            "mean over the chunk's images of each image's mean loss, segmentation averaged over all pixels) "
+            "or valid_pixels (Σ loss / Σ valid pixels over the chunk, like the batch loss)",
+            choices=("image_mean", "valid_pixels"),
+        ),
         HParam("augment", bool, True, "random scale-crop and horizontal flip of training samples"),
         HParam("max_train", int, None, "use only the first max_train training samples (quick runs)", low=1),
         HParam("max_val", int, None, "use only the first max_val validation samples", low=1),
         HParam("max_test", int, None, "use only the first max_test test samples", low=1),
-        HParam("eval_batch_size", int, eval_batch_size, "batch size of evaluation; depth and normal "
-               "metrics are means over batches as in the reference", low=1),
-        HParam("width_multiplier", float, 1.0, "scales every layer's width (1 = the paper's SegNet-MTAN)",
-               low=0.0, high=4.0, low_open=True),
+        HParam(
+            "eval_batch_size",
+            int,
+            eval_batch_size,
+            "batch size of evaluation; depth and normal metrics are means over batches as in the reference",
+            low=1,
+        ),
+        HParam(
+            "width_multiplier",
+            float,
+            1.0,
+            "scales every layer's width (1 = the paper's SegNet-MTAN)",
+            low=0.0,
+            high=4.0,
+            low_open=True,
+        ),
     )
 
 
@@ -140,7 +165,10 @@ class DenseBenchmark(Benchmark):
         for split in ("train", "val"):
             held_out = split == "train" and self.options["val_fraction"] > 0
             if count_samples(self.layout, root, split) < (2 if held_out else 1):
-                raise self.layout.error(root / split, "too few samples (train needs 2 when val_fraction > 0: one is held out for validation)")
+                raise self.layout.error(
+                    root / split,
+                    "too few samples (train needs 2 when val_fraction > 0: one is held out for validation)",
+                )
             check_sample(self.layout, root, split, 0)
 
     def splits(self) -> dict[str, tuple[Path, np.ndarray]]:
@@ -161,8 +189,10 @@ class DenseBenchmark(Benchmark):
 
     def loaders(self, batch_size: int, seed: int, num_workers: int = 0) -> tuple[Iterable, Iterable, Iterable]:
         self.check_data()
-        data = {s: MTANDataset(self.layout, folder, idx, augment=s == "train" and self.options["augment"])
-                for s, (folder, idx) in self.splits().items()}
+        data = {
+            s: MTANDataset(self.layout, folder, idx, augment=s == "train" and self.options["augment"])
+            for s, (folder, idx) in self.splits().items()
+        }
         eval_bs = self.options["eval_batch_size"]
         return (
             train_loader(data["train"], batch_size, seed, num_workers),

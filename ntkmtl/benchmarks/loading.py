@@ -4,6 +4,7 @@ The split of a data set is a function of ``split_seed`` only, never of the train
 seed of a sweep trains, validates and tests on the same samples. The training loader shuffles with
 its own generator seeded by the training seed; its state is ``loader.generator``.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,7 @@ from ntkmtl.benchmarks.base import DataError
 def data_error(benchmark: str, path: str | Path, problem: str, layout: str, source: str) -> DataError:
     """ONE DataError that says what is wrong where, what the layout should be and where to get it."""
     return DataError(
-        f"{benchmark} data at {Path(path)}: {problem}.\n"
-        f"Expected layout:\n{layout}\n"
-        f"How to get it: {source}"
+        f"{benchmark} data at {Path(path)}: {problem}.\nExpected layout:\n{layout}\nHow to get it: {source}"
     )
 
 
@@ -65,6 +64,9 @@ def train_loader(
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
     """In file order, every sample once."""
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
     )

@@ -13,6 +13,7 @@ a horizontal flip with probability 1/2 that negates the normals' x component. Ra
 from torch's global generator (the trainer seeds and checkpoints it; DataLoader workers get
 seeds derived from the loader's generator), so seeded runs are deterministic.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,10 +51,16 @@ class MTANLayout:
     def describe(self) -> str:
         folders = ",".join(self.folders.values())
         h, w = self.size
-        shapes = {"image": f"{h}×{w}×3 float in [0, 1]", "label": f"{h}×{w} class ids, -1 = ignore",
-                  "depth": f"{h}×{w}×1, 0 = unknown", "normal": f"{h}×{w}×3 unit vectors, 0 = unknown"}
-        lines = [f"  <root>/{{train,val}}/{{{folders}}}/<i>.npy   i = 0 … N-1 "
-                 f"({self.counts['train']} train, {self.counts['val']} val samples)"]
+        shapes = {
+            "image": f"{h}×{w}×3 float in [0, 1]",
+            "label": f"{h}×{w} class ids, -1 = ignore",
+            "depth": f"{h}×{w}×1, 0 = unknown",
+            "normal": f"{h}×{w}×3 unit vectors, 0 = unknown",
+        }
+        lines = [
+            f"  <root>/{{train,val}}/{{{folders}}}/<i>.npy   i = 0 … N-1 "
+            f"({self.counts['train']} train, {self.counts['val']} val samples)"
+        ]
         lines += [f"    {folder}/<i>.npy: {shapes[m]}" for m, folder in self.folders.items()]
         return "\n".join(lines)
 
@@ -71,8 +78,11 @@ def count_samples(layout: MTANLayout, root: Path, split: str) -> int:
         names = {p.name for p in directory.iterdir() if p.suffix == ".npy"}
         n = len(names)
         if n == 0 or names != {f"{i}.npy" for i in range(n)}:
-            raise layout.error(directory, f"expected files 0.npy … N-1.npy, found {n} .npy files"
-                               + ("" if n == 0 else f" not numbered 0 … {n - 1}"))
+            raise layout.error(
+                directory,
+                f"expected files 0.npy … N-1.npy, found {n} .npy files"
+                + ("" if n == 0 else f" not numbered 0 … {n - 1}"),
+            )
         counts[folder] = n
     if len(set(counts.values())) != 1:
         raise layout.error(root / split, f"the folders hold different numbers of samples: {counts}")

@@ -5,6 +5,7 @@ SegNet-MTAN, Adam 1e-4 halved every 100 epochs, 200 epochs, batch 2, with augmen
 reference's NYUv2 trainer (which also gives NTKMTL-SR a single chunk per batch: n_splits 1).
 Nine metrics; Δm against the STL baselines of docs/REFERENCE_FACTS.md §3 (from CAGrad).
 """
+
 from __future__ import annotations
 
 from ntkmtl.benchmarks.base import Metric, TrainDefaults

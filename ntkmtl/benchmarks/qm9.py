@@ -17,6 +17,7 @@ model learns targets standardised by the TRAINING subset's mean and std; metrics
 MAE in real units. Loss: squared error per molecule and task (the MSE of the reference).
 Δm uses the paper's STL baselines (docs/REFERENCE_FACTS.md §3).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,7 +48,11 @@ def split_positions(n_molecules: int, split_seed: int) -> dict[str, np.ndarray]:
             f"the data set has {n_molecules}"
         )
     order = np.random.default_rng(split_seed).permutation(n_molecules)
-    return {"test": order[:TEST_SIZE], "val": order[TEST_SIZE : TEST_SIZE + VAL_SIZE], "train": order[TEST_SIZE + VAL_SIZE :]}
+    return {
+        "test": order[:TEST_SIZE],
+        "val": order[TEST_SIZE : TEST_SIZE + VAL_SIZE],
+        "train": order[TEST_SIZE + VAL_SIZE :],
+    }
 
 
 class QM9(Benchmark):
@@ -55,13 +60,32 @@ class QM9(Benchmark):
     tasks = TASKS
     defaults = TrainDefaults(epochs=300, batch_size=60, lr=1e-3, scheduler="plateau", gpu_fraction=0.25)
     data_options = (
-        HParam("source", str, "qm9pack", "qm9pack (the real QM9 from PyPI, converted offline) or pyg (a PyG QM9 root)", choices=qm9_source.SOURCES),
+        HParam(
+            "source",
+            str,
+            "qm9pack",
+            "qm9pack (the real QM9 from PyPI, converted offline) or pyg (a PyG QM9 root)",
+            choices=qm9_source.SOURCES,
+        ),
         HParam("root", str, None, "PyG QM9 root directory (source pyg)"),
-        HParam("cache_dir", str, None, "where converted molecules are cached (default ~/.cache/ntkmtl/qm9 or $NTKMTL_CACHE)"),
-        HParam("split_seed", int, None, "seed of a fixed test/val/train permutation shared by every training seed "
-               "(default: none, the permutation follows the training seed, as in the reference)", low=0),
+        HParam(
+            "cache_dir",
+            str,
+            None,
+            "where converted molecules are cached (default ~/.cache/ntkmtl/qm9 or $NTKMTL_CACHE)",
+        ),
+        HParam(
+            "split_seed",
+            int,
+            None,
+            "seed of a fixed test/val/train permutation shared by every training seed "
+            "(default: none, the permutation follows the training seed, as in the reference)",
+            low=0,
+        ),
         HParam("train_size", int, None, "keep the first N training molecules (default: all ~110,831)", low=1),
-        HParam("val_size", int, None, "keep the first N validation molecules (default: all 10,000)", low=1, high=VAL_SIZE),
+        HParam(
+            "val_size", int, None, "keep the first N validation molecules (default: all 10,000)", low=1, high=VAL_SIZE
+        ),
         HParam("test_size", int, None, "keep the first N test molecules (default: all 10,000)", low=1, high=TEST_SIZE),
         HParam("standardize", bool, False, "train on targets standardised with training-set statistics"),
         HParam("progress", bool, True, "show a progress bar while molecules are converted"),

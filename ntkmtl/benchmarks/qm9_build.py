@@ -8,6 +8,7 @@ for large selections; a PyG root's molecules are taken as PyG processed them. Bo
 complete graph and its distances added exactly as the reference's ``Complete`` +
 ``T.Distance(norm=False)`` transform computes them.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -38,8 +39,9 @@ _CHUNK = 2000
 _PARALLEL_FROM = 10_000  # smaller selections convert in-process (a few seconds; no fork inside a Ray worker)
 
 
-def build_store(path: Path, source: str, root: str | Path | None, selection: np.ndarray, signature: list,
-                progress: bool) -> None:
+def build_store(
+    path: Path, source: str, root: str | Path | None, selection: np.ndarray, signature: list, progress: bool
+) -> None:
     """Write the store of the molecules at dataset positions ``selection`` (sorted, unique) of
     ``source`` to ``path``, unless a finished one is there or another process finishes it first."""
     with build_lock(path):
@@ -64,7 +66,9 @@ def _convert_chunk(chunk: tuple[list[int], list[str], list[str]]) -> dict[str, n
             elements = parse_elements(elements_cell)
             molecule = convert_molecule(elements, parse_coordinates(xyz_cell))
         except ValueError as error:
-            raise DataError(f"QM9 molecule {index} (Elements {elements_cell!r:.80}) cannot be converted: {error}") from None
+            raise DataError(
+                f"QM9 molecule {index} (Elements {elements_cell!r:.80}) cannot be converted: {error}"
+            ) from None
         n = len(elements)
         parts["x"].append(molecule["x"])
         parts["z"].append(molecule["z"].astype(np.int8))
@@ -106,7 +110,9 @@ def _build_from_qm9pack(files: Sequence[Path], selection: np.ndarray, progress: 
     index = [table["Index"][i] for i in selection]
     elements = [table["Elements"][i] for i in selection]
     xyz = [table["XYZ_Ang"][i] for i in selection]
-    chunks = [(index[s : s + _CHUNK], elements[s : s + _CHUNK], xyz[s : s + _CHUNK]) for s in range(0, len(selection), _CHUNK)]
+    chunks = [
+        (index[s : s + _CHUNK], elements[s : s + _CHUNK], xyz[s : s + _CHUNK]) for s in range(0, len(selection), _CHUNK)
+    ]
     results = []
     from tqdm import tqdm
 
@@ -158,12 +164,17 @@ def _build_from_pyg(root: str | Path | None, selection: np.ndarray, progress: bo
         n = data.num_nodes
         bond = data.edge_attr.argmax(1).numpy() if data.edge_attr.numel() else np.zeros(0, np.int64)
         pos = data.pos.to(torch.float32).numpy()
-        results.append({
-            "x": data.x.numpy().astype(np.float32), "z": data.z.numpy().astype(np.int8), "pos": pos,
-            "edge_bond": complete_bond_types(n, data.edge_index.numpy(), bond),
-            "edge_dist": complete_distances(pos, np.array([n])),
-            "n_atoms": np.array([n]), "bond_method": np.array([-1], dtype=np.int8),
-        })
+        results.append(
+            {
+                "x": data.x.numpy().astype(np.float32),
+                "z": data.z.numpy().astype(np.int8),
+                "pos": pos,
+                "edge_bond": complete_bond_types(n, data.edge_index.numpy(), bond),
+                "edge_dist": complete_distances(pos, np.array([n])),
+                "n_atoms": np.array([n]),
+                "bond_method": np.array([-1], dtype=np.int8),
+            }
+        )
         ys.append(data.y.numpy().reshape(-1))
         idx.append(int(data.idx))
     arrays = _assemble(results, np.stack(ys), np.array(idx, dtype=np.int64), selection)

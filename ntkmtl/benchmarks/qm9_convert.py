@@ -33,6 +33,7 @@ conversion vector in float32.
 
 This module needs numpy and RDKit only (it runs in the build's worker processes).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -47,33 +48,99 @@ KCALMOL2EV = 0.04336414
 ATOM_TYPES = {"H": 0, "C": 1, "N": 2, "O": 3, "F": 4}
 ATOMIC_NUMBERS = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
 # Reference energies (eV) of the isolated atoms H, C, N, O, F for U0, U, H, G (PyG's atomrefs[7..10]).
-ATOM_REFERENCE_EV = np.array([
-    [-13.61312172, -1029.86312267, -1485.30251237, -2042.61123593, -2713.48485589],
-    [-13.5745904, -1029.82456413, -1485.26398105, -2042.5727046, -2713.44632457],
-    [-13.54887564, -1029.79887659, -1485.2382935, -2042.54701705, -2713.42063702],
-    [-13.90303183, -1030.25891228, -1485.71166277, -2043.01812778, -2713.88796536],
-])
+ATOM_REFERENCE_EV = np.array(
+    [
+        [-13.61312172, -1029.86312267, -1485.30251237, -2042.61123593, -2713.48485589],
+        [-13.5745904, -1029.82456413, -1485.26398105, -2042.5727046, -2713.44632457],
+        [-13.54887564, -1029.79887659, -1485.2382935, -2042.54701705, -2713.42063702],
+        [-13.90303183, -1030.25891228, -1485.71166277, -2043.01812778, -2713.88796536],
+    ]
+)
 # PyG's unit conversion of its 19 targets (index order of ``TARGET_NAMES``).
 CONVERSION = np.array(
-    [1.0, 1.0, HAR2EV, HAR2EV, HAR2EV, 1.0, HAR2EV, HAR2EV, HAR2EV, HAR2EV, HAR2EV,
-     1.0, KCALMOL2EV, KCALMOL2EV, KCALMOL2EV, KCALMOL2EV, 1.0, 1.0, 1.0],
+    [
+        1.0,
+        1.0,
+        HAR2EV,
+        HAR2EV,
+        HAR2EV,
+        1.0,
+        HAR2EV,
+        HAR2EV,
+        HAR2EV,
+        HAR2EV,
+        HAR2EV,
+        1.0,
+        KCALMOL2EV,
+        KCALMOL2EV,
+        KCALMOL2EV,
+        KCALMOL2EV,
+        1.0,
+        1.0,
+        1.0,
+    ],
     dtype=np.float32,
 )
 TARGET_NAMES = (
-    "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "U0", "U", "H", "G", "Cv",
-    "U0_atom", "U_atom", "H_atom", "G_atom", "A", "B", "C",
+    "mu",
+    "alpha",
+    "homo",
+    "lumo",
+    "gap",
+    "r2",
+    "zpve",
+    "U0",
+    "U",
+    "H",
+    "G",
+    "Cv",
+    "U0_atom",
+    "U_atom",
+    "H_atom",
+    "G_atom",
+    "A",
+    "B",
+    "C",
 )
 # qm9pack columns in MoleculeNet's gdb9.sdf.csv order (A, B, C, mu, alpha, homo, lumo, gap, r2,
 # zpve, u0, u298, h298, g298, cv); the four atomisation energies are derived from u0..g298.
 QM9PACK_TARGET_COLUMNS = (
-    "RotA_GHz", "RotB_GHz", "RotC_GHz", "Dipole_debye", "Polarizability_bohr3", "HOMO_au",
-    "LUMO_au", "HOMO_LUMO_gap_au", "R2_bohr2", "ZPVE_au", "InternalEnergy_0K_au",
-    "InternalEnergy_298K_au", "Enthalphy_298K_au", "GibbsFreeEnergy_298K_au",
+    "RotA_GHz",
+    "RotB_GHz",
+    "RotC_GHz",
+    "Dipole_debye",
+    "Polarizability_bohr3",
+    "HOMO_au",
+    "LUMO_au",
+    "HOMO_LUMO_gap_au",
+    "R2_bohr2",
+    "ZPVE_au",
+    "InternalEnergy_0K_au",
+    "InternalEnergy_298K_au",
+    "Enthalphy_298K_au",
+    "GibbsFreeEnergy_298K_au",
     "Heatcapacity_Cv_cal_mol_K",
 )
 MOLECULENET_COLUMNS = (
-    "A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "u0", "u298", "h298",
-    "g298", "cv", "u0_atom", "u298_atom", "h298_atom", "g298_atom",
+    "A",
+    "B",
+    "C",
+    "mu",
+    "alpha",
+    "homo",
+    "lumo",
+    "gap",
+    "r2",
+    "zpve",
+    "u0",
+    "u298",
+    "h298",
+    "g298",
+    "cv",
+    "u0_atom",
+    "u298_atom",
+    "h298_atom",
+    "g298_atom",
 )
 # How the bonds of a molecule were found (stored per molecule in the cache).
 BOND_METHODS = ("vdw", "hueckel", "hueckel_connectivity")

@@ -40,6 +40,7 @@ selection) — see ``qm9_store.py``; ``qm9_build.py`` writes it. A full store se
 subset request without conversion. Builds hold a file lock, so concurrent trials on a node
 build once; the full conversion runs on all CPU cores.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -105,8 +106,9 @@ class QM9Graphs(Dataset):
         """Items ``items`` as one ``torch_geometric.data.Batch``."""
         return self.store.batch(self.rows[np.asarray(items, dtype=np.int64)])
 
-    def loader(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-               drop_last: bool = False) -> "GraphLoader":
+    def loader(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False
+    ) -> "GraphLoader":
         """Batches of ``batch_size`` items; shuffled each epoch with ``generator`` when ``shuffle``."""
         return GraphLoader(self, batch_size, shuffle, generator, drop_last)
 
@@ -114,8 +116,14 @@ class QM9Graphs(Dataset):
 class GraphLoader:
     """Iterable of ``Batch`` objects over a ``QM9Graphs`` (re-iterable, one pass per epoch)."""
 
-    def __init__(self, graphs: QM9Graphs, batch_size: int, shuffle: bool = False,
-                 generator: torch.Generator | None = None, drop_last: bool = False):
+    def __init__(
+        self,
+        graphs: QM9Graphs,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.graphs, self.batch_size, self.shuffle = graphs, batch_size, shuffle
@@ -133,8 +141,13 @@ class GraphLoader:
             yield self.graphs.batch(order[start : start + self.batch_size])
 
 
-def load_qm9(source: str = "qm9pack", root: str | Path | None = None, cache_dir: str | Path | None = None,
-             indices: Iterable[int] | None = None, progress: bool = True) -> QM9Graphs:
+def load_qm9(
+    source: str = "qm9pack",
+    root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    indices: Iterable[int] | None = None,
+    progress: bool = True,
+) -> QM9Graphs:
     """QM9 as complete graphs with distances (see the module docstring), cached on disk.
 
     The first call converts the selected molecules (all when ``indices`` is None) and writes a

@@ -13,6 +13,7 @@ Everything a missing or malformed source can go wrong with becomes one ``DataErr
 the path, the expected layout and how to get the data. ``source_signature`` (path, size and
 mtime of the source files) keys the cache: a store is reused only for unchanged files.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -128,7 +129,9 @@ def source_signature(source: str, root: str | Path | None) -> list:
 def pyg_root(root: str | Path | None) -> Path:
     """``root`` resolved, or a DataError when it is not a PyG QM9 root PyG can load offline."""
     if root is None:
-        raise DataError(f"QM9 source 'pyg' needs root=<PyG QM9 root>.\nExpected layout:\n{PYG_LAYOUT}\nHow to get it: {PYG_HOW}")
+        raise DataError(
+            f"QM9 source 'pyg' needs root=<PyG QM9 root>.\nExpected layout:\n{PYG_LAYOUT}\nHow to get it: {PYG_HOW}"
+        )
     path = Path(root).expanduser().resolve()
     processed = path / "processed" / "data_v3.pt"
     raw = [path / "raw" / name for name in PYG_RAW_FILES]
@@ -136,7 +139,9 @@ def pyg_root(root: str | Path | None) -> Path:
         problem = "does not exist" if not path.exists() else "has neither processed/data_v3.pt nor the three raw files"
         raise DataError(f"QM9 data at {path}: {problem}.\nExpected layout:\n{PYG_LAYOUT}\nHow to get it: {PYG_HOW}")
     if not processed.exists() and importlib.util.find_spec("rdkit") is None:
-        raise DataError(f"QM9 data at {path}: processing raw/ needs RDKit, which is not installed.\nHow to get it: pip install rdkit")
+        raise DataError(
+            f"QM9 data at {path}: processing raw/ needs RDKit, which is not installed.\nHow to get it: pip install rdkit"
+        )
     return path
 
 

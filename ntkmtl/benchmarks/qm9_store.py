@@ -15,6 +15,7 @@ directory and renamed into place, so a killed build never leaves a half-written 
 built under an exclusive file lock (``build_lock``), so concurrent trials on a node build once.
 Stores live under ``default_cache_dir()`` unless a caller names another folder.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -126,7 +127,9 @@ class Store:
         a, b = int(self.node_ptr[row]), int(self.node_ptr[row + 1])
         e, f = int(self.edge_ptr[row]), int(self.edge_ptr[row + 1])
         idx = int(self.idx[row])
-        edge_attr = np.concatenate([_BOND_ONE_HOT[self.edge_bond[e:f].astype(np.int64) + 1], self.edge_dist[e:f, None]], 1)
+        edge_attr = np.concatenate(
+            [_BOND_ONE_HOT[self.edge_bond[e:f].astype(np.int64) + 1], self.edge_dist[e:f, None]], 1
+        )
         return Data(
             x=torch.from_numpy(np.array(self.x[a:b])),
             z=torch.from_numpy(self.z[a:b].astype(np.int64)),
@@ -151,7 +154,9 @@ class Store:
         edges = _ranges(np.asarray(self.edge_ptr)[rows], n_edges)
         edge_index = np.concatenate([_complete_edges(int(n)) for n in n_atoms], axis=1)
         edge_index += np.repeat(node_ptr[:-1], n_edges)[None, :]
-        edge_attr = np.concatenate([_BOND_ONE_HOT[self.edge_bond[edges].astype(np.int64) + 1], self.edge_dist[edges, None]], 1)
+        edge_attr = np.concatenate(
+            [_BOND_ONE_HOT[self.edge_bond[edges].astype(np.int64) + 1], self.edge_dist[edges, None]], 1
+        )
         idx = np.asarray(self.idx)[rows]
         batch = Batch(
             x=torch.from_numpy(self.x[nodes]),
@@ -169,13 +174,25 @@ class Store:
         graph_slices = torch.arange(len(rows) + 1)
         batch._num_graphs = len(rows)
         batch._slice_dict = {
-            "x": node_slices, "z": node_slices, "pos": node_slices, "edge_index": edge_slices,
-            "edge_attr": edge_slices, "y": graph_slices, "name": graph_slices, "idx": graph_slices,
+            "x": node_slices,
+            "z": node_slices,
+            "pos": node_slices,
+            "edge_index": edge_slices,
+            "edge_attr": edge_slices,
+            "y": graph_slices,
+            "name": graph_slices,
+            "idx": graph_slices,
         }
         zeros = torch.zeros(len(rows), dtype=torch.long)
         batch._inc_dict = {
-            "x": zeros, "z": zeros, "pos": zeros, "edge_index": torch.from_numpy(node_ptr[:-1]),
-            "edge_attr": zeros, "y": zeros, "name": None, "idx": None,
+            "x": zeros,
+            "z": zeros,
+            "pos": zeros,
+            "edge_index": torch.from_numpy(node_ptr[:-1]),
+            "edge_attr": zeros,
+            "y": zeros,
+            "name": None,
+            "idx": None,
         }
         return batch
 

@@ -19,6 +19,7 @@ sweep tests and trying the tool without any data set.
 Test-only option ``nan_targets``: one training target is NaN, so training diverges in the first
 epoch (exercises the ``diverged`` path of the trainer and the sweep).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ SCALES = {"linear": 1.0, "wave": 10.0, "quadratic": 0.1}
 MAX_SAMPLES = 1_000_000  # per split: a smoke-test benchmark, kept far below any memory limit
 
 
-def make_toy_data(n: int, generator: torch.Generator, directions: torch.Tensor, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+def make_toy_data(
+    n: int, generator: torch.Generator, directions: torch.Tensor, noise: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(x [n, 8], y [n, 3]) for the three tasks of the module docstring."""
     x = torch.randn(n, N_FEATURES, generator=generator)
     projected = x @ directions.T / math.sqrt(N_FEATURES)  # [n, 2]
@@ -57,8 +60,10 @@ class ToyNet(MultiTaskModel):
     def __init__(self, n_tasks: int, n_features: int = N_FEATURES, hidden: int = HIDDEN):
         super().__init__()
         self.encoder = torch.nn.Sequential(
-            torch.nn.Linear(n_features, hidden), torch.nn.ReLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+            torch.nn.Linear(n_features, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.ReLU(),
         )
         self.heads = torch.nn.ModuleList(torch.nn.Linear(hidden, 1) for _ in range(n_tasks))
 
@@ -117,7 +122,9 @@ class Toy(Benchmark):
     def loaders(self, batch_size: int, seed: int, num_workers: int = 0):
         splits = self.splits()
         generator = torch.Generator().manual_seed(seed)
-        train = DataLoader(splits["train"], batch_size=batch_size, shuffle=True, generator=generator, num_workers=num_workers)
+        train = DataLoader(
+            splits["train"], batch_size=batch_size, shuffle=True, generator=generator, num_workers=num_workers
+        )
         val = DataLoader(splits["val"], batch_size=batch_size, num_workers=num_workers)
         test = DataLoader(splits["test"], batch_size=batch_size, num_workers=num_workers)
         return train, val, test

@@ -3,12 +3,12 @@
 ``get_method(name, n_tasks, **hparams)`` builds one; ``METHODS`` maps each name to its class,
 whose ``all_hparams()`` declares every hyperparameter (type, default, valid range).
 """
-from __future__ import annotations
 
-from typing import Any
+from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from ntkmtl.methods.base import GradientMethod, LossWeightingMethod, WeightMethod
 from ntkmtl.methods.contract import Requirements, StepResult
@@ -24,8 +24,12 @@ def _discover() -> dict[str, type[WeightMethod]]:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, WeightMethod) and obj.__module__ == module.__name__ \
-                    and obj.name == info.name:
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, WeightMethod)
+                and obj.__module__ == module.__name__
+                and obj.name == info.name
+            ):
                 found[obj.name] = obj
     return found
 
@@ -58,6 +62,15 @@ def describe_methods() -> str:
 
 
 __all__ = [
-    "METHODS", "GradientMethod", "GramianMethod", "LossWeightingMethod", "Requirements", "StepResult", "WeightMethod",
-    "chunk_slices", "describe_methods", "get_method", "method_class",
+    "METHODS",
+    "GradientMethod",
+    "GramianMethod",
+    "LossWeightingMethod",
+    "Requirements",
+    "StepResult",
+    "WeightMethod",
+    "chunk_slices",
+    "describe_methods",
+    "get_method",
+    "method_class",
 ]

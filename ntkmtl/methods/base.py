@@ -15,6 +15,7 @@ Usage: ``result = method.backward(losses, shared, heads, representation=z)`` the
 ``optimizer.step()``; ``result.weights`` are the K task weights applied. ``losses`` is [K], or
 [n, K] for a method that chunks (``method.requirements.batch_chunks(B)``: row j = slice j's loss).
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,13 +37,17 @@ from ntkmtl.options import HParam
 LOG_EPS = 1e-8  # keeps log(L_k + LOG_EPS) finite for a zero loss (the reference's EPS)
 MAX_NORM_HELP = "clip the shared parameters' gradient norm to this after the update is formed (0 disables)"
 CHUNKING = HParam(
-    "chunking", str, "torch_chunk",
+    "chunking",
+    str,
+    "torch_chunk",
     "how the batch is split into chunks: torch_chunk (the reference's torch.chunk: chunks of ceil(B/n), "
     "maybe fewer than n) or balanced (min(B, n) chunks whose sizes differ by at most one)",
     choices=CHUNK_LAYOUTS,
 )
 HEAD_GRADIENTS = HParam(
-    "head_gradients", str, "objective",
+    "head_gradients",
+    str,
+    "objective",
     "what the task heads receive: objective (the gradient of the method's weighted objective, so head k's "
     "gradient is scaled by its task weight, as in the reference) or plain (every head the plain gradient of its own loss)",
     choices=("objective", "plain"),
@@ -258,4 +263,3 @@ class GradientMethod(WeightMethod):
         write_flat_gradient(direction, shared)
         if heads:
             backward_heads(self.head_objective(losses, weights), heads)
-

@@ -11,6 +11,7 @@ in the reference (so c = 0 gives exactly the LS sum Σ_k g_k). The dual is solve
 ``solver: fista`` by accelerated projected gradient on the normalised Gramian to a 1e-6 duality
 gap (``solvers.cagrad_weights``). An unconverged solve is counted in ``solver_failures``.
 """
+
 from typing import Any
 
 import torch
@@ -27,8 +28,14 @@ class CAGrad(GramianMethod):
     paper = "Liu et al., Conflict-Averse Gradient Descent for Multi-task Learning, NeurIPS 2021"
     hparams = (
         HParam("c", float, 0.4, "radius of the ball around the mean gradient", low=0.0),
-        HParam("solver", str, "slsqp", "the dual's solver: slsqp (scipy's SLSQP, as the reference) or fista "
-               "(accelerated projected gradient to a 1e-6 duality gap)", choices=("slsqp", "fista")),
+        HParam(
+            "solver",
+            str,
+            "slsqp",
+            "the dual's solver: slsqp (scipy's SLSQP, as the reference) or fista "
+            "(accelerated projected gradient to a 1e-6 duality gap)",
+            choices=("slsqp", "fista"),
+        ),
     )
     default_max_norm = 1.0
 

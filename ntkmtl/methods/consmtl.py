@@ -11,6 +11,7 @@ Heads: besides its own gradient, head k is pushed to make its representation gra
 tasks) or a list of the K per-task representations (MTAN); ``task_specific_parameters`` must list
 the heads task by task, the same number of tensors per task, as in the reference.
 """
+
 import torch
 
 from ntkmtl.methods.contract import Requirements
@@ -51,7 +52,9 @@ class ConsMTL(GramianMethod):
             raise ValueError(f"method 'consmtl': {len(reps)} representations for {k} tasks")
         deltas = []
         for task in range(k):
-            (delta,) = torch.autograd.grad(losses[task], reps[task], retain_graph=True, create_graph=True, allow_unused=True)
+            (delta,) = torch.autograd.grad(
+                losses[task], reps[task], retain_graph=True, create_graph=True, allow_unused=True
+            )
             deltas.append(delta if delta is not None else torch.zeros_like(reps[task]))
         grads = task_gradients(losses, shared, retain_graph=True)
         direction, result = self.aggregate(grads, losses.detach())

@@ -12,6 +12,7 @@ a scalar (``method_<name>``) or a per-task vector [K] (``method_<name>_<task>``)
 refuses, with the method's name and the value's shape, anything that cannot become such columns,
 so a value is never dropped on the way to the records.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -39,10 +40,14 @@ class Requirements:
     task_gradients: bool = False
 
     def __post_init__(self) -> None:
-        if self.chunks is not None and (isinstance(self.chunks, bool) or not isinstance(self.chunks, int) or self.chunks < 1):
+        if self.chunks is not None and (
+            isinstance(self.chunks, bool) or not isinstance(self.chunks, int) or self.chunks < 1
+        ):
             raise ValueError(f"requirements: chunks={self.chunks!r} must be None or an integer >= 1")
         if self.chunking not in CHUNK_LAYOUTS:
-            raise ValueError(f"requirements: chunking={self.chunking!r} is not valid; valid: {', '.join(CHUNK_LAYOUTS)}")
+            raise ValueError(
+                f"requirements: chunking={self.chunking!r} is not valid; valid: {', '.join(CHUNK_LAYOUTS)}"
+            )
 
     def batch_chunks(self, batch_size: int) -> list[slice] | None:
         """The slices of a batch whose losses form the rows of the [n, K] losses; None for [K] losses."""

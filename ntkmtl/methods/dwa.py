@@ -15,6 +15,7 @@ Weights from the rate at which each task's loss falls, with temperature T (``tem
 ``loss_reduction`` is how the weighted losses are combined: ``mean`` (the reference's
 ``(w · L).mean()``, i.e. Σ_k w_k L_k / K) or ``sum`` (Σ_k w_k L_k, the scale of LS).
 """
+
 import torch
 
 from ntkmtl.methods.base import LossWeightingMethod
@@ -31,12 +32,28 @@ class DynamicWeightAverage(LossWeightingMethod):
     loss_reduction: str
     hparams = (
         HParam("temperature", float, 2.0, "softmax temperature T of the loss ratios", low=0.0, low_open=True),
-        HParam("weight_update", str, "iterations", "iterations (the reference: a window of step losses) or "
-               "epochs (the paper: per-epoch mean losses)", choices=("iterations", "epochs")),
-        HParam("iteration_window", int, 25, "W: step losses per half of the FIFO (weight_update: iterations)",
-               low=1, high=100000),
-        HParam("loss_reduction", str, "mean", "mean (the reference: Σ w_k L_k / K) or sum (Σ w_k L_k)",
-               choices=("mean", "sum")),
+        HParam(
+            "weight_update",
+            str,
+            "iterations",
+            "iterations (the reference: a window of step losses) or epochs (the paper: per-epoch mean losses)",
+            choices=("iterations", "epochs"),
+        ),
+        HParam(
+            "iteration_window",
+            int,
+            25,
+            "W: step losses per half of the FIFO (weight_update: iterations)",
+            low=1,
+            high=100000,
+        ),
+        HParam(
+            "loss_reduction",
+            str,
+            "mean",
+            "mean (the reference: Σ w_k L_k / K) or sum (Σ w_k L_k)",
+            choices=("mean", "sum"),
+        ),
     )
     state_attributes = ("epoch_losses", "step_losses", "weights")
 

@@ -9,6 +9,7 @@ applied times K as in the reference. Solved by bounded least squares on the scal
 (``solvers.fair_weights``); a relative residual above tolerance — e.g. no positive root, as when
 a task's gradient is zero — is counted in ``solver_failures``.
 """
+
 import torch
 
 from ntkmtl.methods.contract import StepResult
@@ -30,7 +31,9 @@ def fair_update_weights(gram: torch.Tensor, alpha: float, prior=None, owner: str
 class FairGrad(GramianMethod):
     name = "fairgrad"
     paper = "Ban & Ji, Fair Resource Allocation in Multi-Task Learning (FairGrad), ICML 2024"
-    hparams = (HParam("alpha", float, 1.0, "fairness α (1 proportional; 2 in some reference scripts)", low=0.0, low_open=True),)
+    hparams = (
+        HParam("alpha", float, 1.0, "fairness α (1 proportional; 2 in some reference scripts)", low=0.0, low_open=True),
+    )
     default_max_norm = 1.0
     k_scaling = "weights"
 

@@ -10,6 +10,7 @@ After optimizer.step() the trainer passes the same batch's new losses to ``updat
 ``gamma``) along J_softmax(ξ)ᵀ δ: tasks whose loss fell most lose weight. One backward pass per
 step plus one forward pass for the new losses.
 """
+
 import torch
 
 from ntkmtl.methods.base import LOG_EPS, LossWeightingMethod

@@ -12,6 +12,7 @@ randomised k-means; the values are one-dimensional, so here the clustering is th
 (dynamic programming over the sorted values): deterministic and dependency-free. With more groups
 than tasks every task is its own group.
 """
+
 import numpy as np
 import torch
 

@@ -9,6 +9,7 @@ draw U ~ U(0, 1) keep only the positive components (P > U) or only the negative 
 in the reference (the paper applies it at activations). U comes from the global generator of the
 gradients' device. Reported weights: the share of each task's gradient mass kept, ‖M_k g_k‖₁/‖g_k‖₁.
 """
+
 import torch
 
 from ntkmtl.methods.base import GradientMethod

@@ -10,6 +10,7 @@ How G is obtained is the task-gradient mode, ``loop`` (K backward passes, the re
 with ``task_gradient_mode(...)``, and every caller of ``task_gradients`` follows it. Both give
 the same G (to float rounding); the mode is a speed choice, never part of a trial's identity.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -80,9 +81,7 @@ def _gradient_dtype(losses: torch.Tensor, shared: Sequence[torch.Tensor]) -> tor
     return dtype
 
 
-def task_gradients(
-    losses: torch.Tensor, shared: Sequence[torch.Tensor], retain_graph: bool = False
-) -> torch.Tensor:
+def task_gradients(losses: torch.Tensor, shared: Sequence[torch.Tensor], retain_graph: bool = False) -> torch.Tensor:
     """G (K × P): row k is ∂L_k/∂θ for the shared parameters θ, flattened in parameter order.
 
     One backward pass per task; the graph is kept until the last one unless ``retain_graph``.
@@ -214,8 +213,8 @@ def representation_chunk_norms(
         if grad is not None:
             squared[k] = torch.linalg.vector_norm(grad.reshape(rows, -1), dim=1, dtype=squared.dtype)
     squared.square_()
-    chunk_of_row = torch.cat(
-        [torch.full((s.stop - s.start,), j, dtype=torch.long) for j, s in enumerate(slices)]
-    ).to(losses.device)
+    chunk_of_row = torch.cat([torch.full((s.stop - s.start,), j, dtype=torch.long) for j, s in enumerate(slices)]).to(
+        losses.device
+    )
     norms = torch.zeros(n_tasks, n, dtype=losses.dtype, device=losses.device)
     return norms.index_add_(1, chunk_of_row, squared).T

@@ -5,6 +5,7 @@ need of G (K × P) only the K × K Gramian: they implement ``gramian_weights(gra
 a test can call on a hand-written matrix. Everything that touches P-sized vectors — G itself,
 the Gramian, the K-scaling and the update Σ_k w_k g_k — is done here once.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod

@@ -11,6 +11,7 @@ identical task gradients) is counted in ``solver_failures`` and, as in the refer
 D Uᵀ + 1e-8·I (``singular: lstsq`` takes the least-squares solution instead). As in the reference,
 the heads get the gradient of Σ_k α_k L_k (``head_gradients: plain``: their plain ∇L_k).
 """
+
 import torch
 
 from ntkmtl.methods.contract import StepResult
@@ -26,8 +27,13 @@ class IMTLG(GramianMethod):
     paper = "Liu et al., Towards Impartial Multi-task Learning (IMTL-G), ICLR 2021"
     objective_heads = True
     hparams = (
-        HParam("singular", str, "regularize", "a singular system: regularize (the reference: add 1e-8·I) or "
-               "lstsq (the least-squares solution)", choices=("regularize", "lstsq")),
+        HParam(
+            "singular",
+            str,
+            "regularize",
+            "a singular system: regularize (the reference: add 1e-8·I) or lstsq (the least-squares solution)",
+            choices=("regularize", "lstsq"),
+        ),
     )
 
     def gramian_weights(self, gram, losses):
@@ -35,7 +41,9 @@ class IMTLG(GramianMethod):
         return StepResult(imtl_weights(gram.double(), self.singular, info, self.name).to(gram.dtype), info)
 
 
-def imtl_weights(gram: torch.Tensor, singular: str = "regularize", info: dict | None = None, owner: str = "imtl") -> torch.Tensor:
+def imtl_weights(
+    gram: torch.Tensor, singular: str = "regularize", info: dict | None = None, owner: str = "imtl"
+) -> torch.Tensor:
     """IMTL-G's α from the Gramian A = G Gᵀ (float64); a singular system is counted in ``info``."""
     info = {} if info is None else info
     k = gram.shape[0]

@@ -6,6 +6,7 @@ The heads get Σ_k ∇ log L_k, the gradients the reference's K backward passes 
 on them (``head_gradients: plain`` gives them the plain ∇L_k instead). The reference takes
 log L_k without the 1e-8 that keeps a zero loss finite here.
 """
+
 from ntkmtl.methods.cagrad import CAGrad
 
 

@@ -4,6 +4,7 @@ The log-variant baseline of the FAMO paper (Liu et al., NeurIPS 2023): IMTL-G's 
 gradients of log L_k; the update is Σ_k α_k ∇ log L_k, and the heads get the gradient of
 Σ_k α_k log L_k, as in the reference (``head_gradients``).
 """
+
 from ntkmtl.methods.imtl import IMTLG
 
 

@@ -5,6 +5,7 @@ x* = MGDA's min-norm weights of the gradients of log L_k (scale-free). The updat
 weights it puts on the raw gradients ∇L_k (w_k / L_k) sum to 1, as in the reference. The heads
 get the gradient of that objective, Σ_k w_k log L_k, as in the reference (``head_gradients``).
 """
+
 from ntkmtl.methods.base import LOG_EPS
 from ntkmtl.methods.contract import StepResult
 from ntkmtl.methods.mgda import MGDA, min_norm_point

@@ -2,6 +2,7 @@
 
 The baseline every speed ratio in docs/PERFORMANCE.md is measured against.
 """
+
 import torch
 
 from ntkmtl.methods.base import LossWeightingMethod

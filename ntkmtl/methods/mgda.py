@@ -13,6 +13,7 @@ duality gap (``solvers.min_norm_weights``). The Frank–Wolfe duality gap of the
 As in the reference, the weighted loss Σ_k w_k L_k is back-propagated into the heads too
 (``head_gradients: plain`` gives them the plain ∇L_k instead).
 """
+
 from typing import ClassVar
 
 import torch
@@ -23,9 +24,14 @@ from ntkmtl.methods.reference_solvers import min_norm_sener_koltun
 from ntkmtl.methods.solvers import as_numpy, min_norm_weights, report_failure
 from ntkmtl.options import HParam
 
-SOLVER = HParam("solver", str, "sener_koltun", "the min-norm solver: sener_koltun (MinNormSolver, as the "
-                "reference) or fista (accelerated projected gradient to a 1e-6 duality gap)",
-                choices=("sener_koltun", "fista"))
+SOLVER = HParam(
+    "solver",
+    str,
+    "sener_koltun",
+    "the min-norm solver: sener_koltun (MinNormSolver, as the "
+    "reference) or fista (accelerated projected gradient to a 1e-6 duality gap)",
+    choices=("sener_koltun", "fista"),
+)
 
 
 def min_norm_point(gram: torch.Tensor, solver: str = "sener_koltun", owner: str = "mgda") -> tuple[torch.Tensor, dict]:

@@ -27,6 +27,7 @@ reference), and, as in the reference, the heads get the gradient of Σ_k α_k L_
 ``max_norm`` 1.0 is applied before the backward pass, so it never clips; ``max_norm`` > 0 clips
 the formed update here.
 """
+
 import numpy as np
 import torch
 
@@ -46,9 +47,21 @@ class NashMTL(GramianMethod):
     solver: str
     update_weights_every: int
     hparams = (
-        HParam("optim_niter", int, 20, "solver iterations per weight update (Newton steps or ECOS sub-problems)", low=1, high=1000),
-        HParam("solver", str, "ecos", "'ecos' (the reference's cvxpy scheme, as it stops) or 'newton' (the exact "
-               "bargaining solution, faster)", choices=("ecos", "newton")),
+        HParam(
+            "optim_niter",
+            int,
+            20,
+            "solver iterations per weight update (Newton steps or ECOS sub-problems)",
+            low=1,
+            high=1000,
+        ),
+        HParam(
+            "solver",
+            str,
+            "ecos",
+            "'ecos' (the reference's cvxpy scheme, as it stops) or 'newton' (the exact bargaining solution, faster)",
+            choices=("ecos", "newton"),
+        ),
         HParam("update_weights_every", int, 1, "recompute α every this many steps", low=1, high=100000),
     )
     objective_heads = True
@@ -70,9 +83,7 @@ class NashMTL(GramianMethod):
         self.slope_param = cp.Parameter(shape=(k,), value=np.zeros(k))
         self.log_norm_param = cp.Parameter(value=0.0)
         g_alpha = self.gram_param @ self.alpha_var
-        constraints = [
-            -cp.log(self.alpha_var[i]) - self.log_norm_param - cp.log(g_alpha[i]) <= 0 for i in range(k)
-        ]
+        constraints = [-cp.log(self.alpha_var[i]) - self.log_norm_param - cp.log(g_alpha[i]) <= 0 for i in range(k)]
         objective = cp.Minimize(cp.sum(g_alpha) + self.slope_param @ self.alpha_var)
         self.problem = cp.Problem(objective, constraints)
 
@@ -99,7 +110,9 @@ class NashMTL(GramianMethod):
                 break
             new_alpha = self.alpha_var.value
             if new_alpha is None:
-                report_failure(info, self.name, f"ECOS returned status {self.problem.status!r}; α kept", once="ecos-none")
+                report_failure(
+                    info, self.name, f"ECOS returned status {self.problem.status!r}; α kept", once="ecos-none"
+                )
                 break
             if self.problem.status != cp.OPTIMAL:
                 report_failure(info, self.name, f"ECOS returned status {self.problem.status!r}", once="ecos-status")
@@ -122,8 +135,12 @@ class NashMTL(GramianMethod):
                 residual = nash_residual(gram, alpha)
             info["kkt_residual"] = residual
             if not residual <= KKT_TOL and info["solver_failures"] == 0:
-                report_failure(info, self.name, f"relative KKT residual ‖GGᵀα − 1/α‖/‖1/α‖ = {residual:.3g} "
-                               f"after {self.optim_niter} iterations", once="kkt")
+                report_failure(
+                    info,
+                    self.name,
+                    f"relative KKT residual ‖GGᵀα − 1/α‖/‖1/α‖ = {residual:.3g} after {self.optim_niter} iterations",
+                    once="kkt",
+                )
             if np.all(np.isfinite(alpha)) and np.all(alpha > 0):
                 self.alpha = torch.from_numpy(alpha)
         return StepResult(self.alpha.to(dtype=dtype, device=device), info)
@@ -133,8 +150,8 @@ class NashMTL(GramianMethod):
             return super()._backward(losses, shared, heads, representation)
         weights = self.alpha.to(dtype=losses.dtype, device=losses.device)
         parts = torch.autograd.grad((weights * losses).sum(), shared, retain_graph=bool(heads), allow_unused=True)
-        direction = torch.cat([
-            (g if g is not None else torch.zeros_like(p)).reshape(-1) for p, g in zip(shared, parts)
-        ])
+        direction = torch.cat(
+            [(g if g is not None else torch.zeros_like(p)).reshape(-1) for p, g in zip(shared, parts)]
+        )
         self.apply_update(direction, shared, heads, losses, weights)
         return StepResult(weights, {"solver_failures": 0})

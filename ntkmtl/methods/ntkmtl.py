@@ -19,6 +19,7 @@ weight instead of inf/NaN); no dead P × K × B buffer is allocated; each task's
 once, row-wise, into G (the reference clones every parameter's .grad and copies it into a column
 of a P × K buffer — bench/methods.py measures the difference).
 """
+
 from dataclasses import replace
 
 import torch
@@ -29,11 +30,17 @@ from ntkmtl.methods.gradients import task_gradients
 from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.options import HParam
 
-NTK_EXP = HParam("ntk_exp", float, 0.5, "exponent on the NTK eigenvalue ratio (paper: 0.5; try 0.5-1.0)", low=0.0, high=4.0)
+NTK_EXP = HParam(
+    "ntk_exp", float, 0.5, "exponent on the NTK eigenvalue ratio (paper: 0.5; try 0.5-1.0)", low=0.0, high=4.0
+)
 EPS = HParam(
-    "eps", float, 1e-8,
+    "eps",
+    float,
+    1e-8,
     "λ_k is floored at eps·Σλ, so a task with a zero or tiny gradient gets a finite weight",
-    low=0.0, high=1.0, low_open=True,
+    low=0.0,
+    high=1.0,
+    low_open=True,
 )
 
 

@@ -12,6 +12,7 @@ A model that hands each head its own view of z (``[z.view_as(z) for _ in heads]`
 the K views lets all K representation gradients come from one backward through the heads
 (``gradients.representation_chunk_norms``); with one shared z it takes K.
 """
+
 from dataclasses import replace
 
 from ntkmtl.methods.base import CHUNKING, WeightMethod

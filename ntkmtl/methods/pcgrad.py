@@ -14,6 +14,7 @@ Every g_i^PC is a combination Σ_j C_ij g_j of the original gradients, so the pr
 the K × K Gramian and only the final Σ_i g_i^PC = (𝟙ᵀC) G touches P-sized vectors; the reported
 weights are 𝟙ᵀC.
 """
+
 import random
 
 import numpy as np
@@ -45,8 +46,13 @@ class PCGrad(GramianMethod):
     name = "pcgrad"
     paper = "Yu et al., Gradient Surgery for Multi-Task Learning (PCGrad), NeurIPS 2020"
     hparams = (
-        HParam("self_projection", bool, True, "also project g_i^PC off its own g_i when they conflict, as the "
-               "reference does (false: only off the other tasks' gradients, as the paper's algorithm)"),
+        HParam(
+            "self_projection",
+            bool,
+            True,
+            "also project g_i^PC off its own g_i when they conflict, as the "
+            "reference does (false: only off the other tasks' gradients, as the paper's algorithm)",
+        ),
     )
     default_max_norm = 1.0
 

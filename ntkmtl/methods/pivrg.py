@@ -14,12 +14,13 @@ change (%) of task k's mean training loss since the first epoch — the same for
 with the first epoch as baseline. A trainer that has validation Δm terms may pass them with ``set_scores``. Scores start
 at 0 (uniform prior) as in the reference.
 """
+
 import math
 
 import torch
 
-from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.methods.fairgrad import fair_update_weights
+from ntkmtl.methods.gramian_method import GramianMethod
 from ntkmtl.options import HParam
 
 

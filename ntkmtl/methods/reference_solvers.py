@@ -8,6 +8,7 @@ defaults; ``solvers.py`` holds the tighter solvers the methods offer as ``solver
   gradient steps with an exact line search, until the weights move by less than 1e-5 (L1).
 - ``cagrad_slsqp``: CAGrad's dual solved with scipy's SLSQP from x = 1/K, as the CAGrad code.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -82,5 +83,7 @@ def cagrad_slsqp(a: np.ndarray, c: float) -> tuple[np.ndarray, bool]:
     def objective(x):
         return float(x @ a @ start + radius * np.sqrt(x @ a @ x + 1e-8))
 
-    result = minimize(objective, start, bounds=[(0.0, 1.0)] * k, constraints={"type": "eq", "fun": lambda x: 1 - x.sum()})
+    result = minimize(
+        objective, start, bounds=[(0.0, 1.0)] * k, constraints={"type": "eq", "fun": lambda x: 1 - x.sum()}
+    )
     return result.x, bool(result.success)

@@ -3,6 +3,7 @@
 Every step draws w = softmax(ε), ε ~ N(0, I_K), from torch's global generator of the losses'
 device (so the trainer's saved RNG state makes a resumed run draw the same weights).
 """
+
 import torch
 
 from ntkmtl.methods.base import LossWeightingMethod

@@ -3,6 +3,7 @@
 ∇ log L_k = ∇L_k / L_k, so it is the weighting w_k = 1 / L_k (detached): multiplying any loss by a
 constant does not change the update. L_k is floored at LOG_EPS to stay finite at zero loss.
 """
+
 import torch
 
 from ntkmtl.methods.base import LOG_EPS, LossWeightingMethod

@@ -11,6 +11,7 @@ All work in float64 on the CPU (K ≤ a few hundred) and return whether they con
 certificate, so that a method counts an inaccurate solve (``report_failure``) instead of silently
 using it. Problems are normalised by the Gramian's scale first, so the tolerances are relative.
 """
+
 from __future__ import annotations
 
 import logging
@@ -175,7 +176,9 @@ def fair_weights(
     return y * scale ** (-alpha / (alpha + 1.0)), relative, converged
 
 
-def nash_weights(gram: torch.Tensor, start: np.ndarray, max_iter: int, tol: float = 1e-6) -> tuple[np.ndarray, float, bool]:
+def nash_weights(
+    gram: torch.Tensor, start: np.ndarray, max_iter: int, tol: float = 1e-6
+) -> tuple[np.ndarray, float, bool]:
     """Nash-MTL's bargaining weights: the α > 0 with (G Gᵀ) α = 1/α.
 
     They minimise the self-concordant convex φ(α) = ½ αᵀAα − Σ_k log α_k (∇φ = Aα − 1/α), so

@@ -3,6 +3,7 @@
 The single-task baselines B_j of Δm come from such runs. The reference multiplies the other
 losses by 0, which turns a NaN in an unused task into a NaN gradient; here only L_main is used.
 """
+
 import torch
 
 from ntkmtl.methods.base import LossWeightingMethod

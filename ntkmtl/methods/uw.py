@@ -6,6 +6,7 @@ Each task has a learned log-variance s_k = log σ_k² (trained with the model's 
 
 so the applied weight of L_k is ½ exp(−s_k); the ½ s_k term keeps σ_k from growing without bound.
 """
+
 import torch
 
 from ntkmtl.methods.base import LossWeightingMethod

@@ -1,4 +1,5 @@
 """The baseline configuration the comparison statistics compare with (``--baseline``)."""
+
 from __future__ import annotations
 
 import math
@@ -76,23 +77,29 @@ def resolve_baseline(table: pd.DataFrame, spec: str | None) -> tuple[Baseline | 
     for part in rest.replace(",", " ").split():
         name, sep, value = part.partition("=")
         if not sep:
-            raise BaselineError(f"--baseline {spec!r}: {part!r} is not name=value (e.g. --baseline 'ntkmtl ntk_exp=0.5')")
+            raise BaselineError(
+                f"--baseline {spec!r}: {part!r} is not name=value (e.g. --baseline 'ntkmtl ntk_exp=0.5')"
+            )
         wanted[name] = value
     found = measured[[_matches(r, method, wanted) for _, r in measured.iterrows()]]
     valid = "; ".join(_label(r) for _, r in measured.iterrows())
     if found.empty:
         raise BaselineError(f"--baseline {spec!r} matches no configuration; configurations: {valid}")
     if len(found) > 1:
-        raise BaselineError(f"--baseline {spec!r} matches {len(found)} configurations "
-                            f"({'; '.join(_label(r) for _, r in found.iterrows())}): name its hyperparameters")
+        raise BaselineError(
+            f"--baseline {spec!r} matches {len(found)} configurations "
+            f"({'; '.join(_label(r) for _, r in found.iterrows())}): name its hyperparameters"
+        )
     return _baseline(measured, found.iloc[0]), ""
 
 
 def check_baseline(configs: list[tuple[str, str, dict[str, Any]]], spec: str | None) -> None:
     """Raise BaselineError when ``spec`` names no configuration, or several, of a sweep's plan
     (``configs``: config_id, method, complete hyperparameters), before the sweep starts."""
-    records = [{"source": "sweep", "config_id": cid, "method": method, **{f"hp_{k}": v for k, v in hparams.items()}}
-               for cid, method, hparams in dict((c[0], c) for c in configs).values()]
+    records = [
+        {"source": "sweep", "config_id": cid, "method": method, **{f"hp_{k}": v for k, v in hparams.items()}}
+        for cid, method, hparams in dict((c[0], c) for c in configs).values()
+    ]
     table = pd.DataFrame(records)
     hp_columns = [c for c in table.columns if c.startswith("hp_")]
     table["hyperparameters"] = [hp_text(r, hp_columns) for _, r in table.iterrows()]

@@ -1,4 +1,5 @@
 """The comparison columns as text: cells, headings, which columns to show, the page's paragraph."""
+
 from __future__ import annotations
 
 import math
@@ -48,18 +49,22 @@ def headings(report: BenchmarkReport) -> list[tuple[str, Callable[[pd.Series], s
     columns: list[tuple[str, Callable[[pd.Series], str]]] = []
     base = report.baseline
     if base is not None:
+
         def mark(text: Callable[[pd.Series], str]) -> Callable[[pd.Series], str]:
             return lambda r: "baseline" if r["config_id"] == base.config_id else text(r)
 
-        columns += [(f"Δm vs {base.short} %", mark(relative_text)),
-                    (f"test Δm − {base.short} (95 % CI)", mark(interval_text)),
-                    (f"W/L/T vs {base.short}", mark(record_text))]
+        columns += [
+            (f"Δm vs {base.short} %", mark(relative_text)),
+            (f"test Δm − {base.short} (95 % CI)", mark(interval_text)),
+            (f"W/L/T vs {base.short}", mark(record_text)),
+        ]
     columns.append(("MR", rank_text))
     return shown_columns(report.table, columns)
 
 
-def shown_columns(table: pd.DataFrame, columns: list[tuple[str, Callable[[pd.Series], str]]]
-                  ) -> list[tuple[str, Callable[[pd.Series], str]]]:
+def shown_columns(
+    table: pd.DataFrame, columns: list[tuple[str, Callable[[pd.Series], str]]]
+) -> list[tuple[str, Callable[[pd.Series], str]]]:
     """The columns with a value to show in some row (no metric with a known direction: no Δm
     vs the baseline, no W/L/T, no MR)."""
     cells = {title: [text(r) for _, r in table.iterrows()] for title, text in columns}
@@ -71,14 +76,17 @@ def paragraph(report: BenchmarkReport) -> str:
     base = report.baseline
     text = ""
     if base is not None:
-        text = (f"Comparison with the baseline **{base.label}** (`--baseline`): 'Δm vs {base.short}' is Δm with "
-                "the baseline's test metrics in place of the single-task values, seed by seed over the seeds both "
-                "used (mean ± std; * = no seed in common, against the baseline's mean over its seeds); "
-                f"'test Δm − {base.short}' is the mean paired difference of test Δm over the common seeds with "
-                "its 95 % Student-t interval (n/a with fewer than 2 common seeds; an interval without 0 is a "
-                f"difference beyond seed noise); W/L/T counts the metrics whose mean is better / worse / equal "
-                "than the baseline's over the same seeds. ")
+        text = (
+            f"Comparison with the baseline **{base.label}** (`--baseline`): 'Δm vs {base.short}' is Δm with "
+            "the baseline's test metrics in place of the single-task values, seed by seed over the seeds both "
+            "used (mean ± std; * = no seed in common, against the baseline's mean over its seeds); "
+            f"'test Δm − {base.short}' is the mean paired difference of test Δm over the common seeds with "
+            "its 95 % Student-t interval (n/a with fewer than 2 common seeds; an interval without 0 is a "
+            f"difference beyond seed noise); W/L/T counts the metrics whose mean is better / worse / equal "
+            "than the baseline's over the same seeds. "
+        )
     elif report.comparison_note:
         text = report.comparison_note[0].upper() + report.comparison_note[1:] + ". "
-    return text + ("MR is the mean rank over the test metrics (1 = best; tied configurations share the average "
-                   "of their ranks).")
+    return text + (
+        "MR is the mean rank over the test metrics (1 = best; tied configurations share the average of their ranks)."
+    )

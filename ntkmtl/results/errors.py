@@ -1,4 +1,5 @@
 """The error every results module raises for bad input (a path, a data set, an option)."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """How a configuration is named in tables, legends and the sweep's final table."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ def hp_text(record: pd.Series | dict, hp_columns: list[str]) -> str:
         if pd.isna(value):
             continue
         text = f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
-        parts.append(f"{c[len('hp_'):]}={text}")
+        parts.append(f"{c[len('hp_') :]}={text}")
     return ", ".join(parts)
 
 
@@ -25,8 +26,10 @@ def config_label(method: str, hyperparameters: str) -> str:
 def varying_hp_columns(table: pd.DataFrame, hp_columns: list[str]) -> dict[str, list[str]]:
     """Per method, the ``hp_`` columns with more than one distinct value among its configurations."""
     measured = table[table["source"] == "sweep"]
-    return {str(method): [c for c in hp_columns if group[c].dropna().nunique() > 1]
-            for method, group in measured.groupby("method", sort=False)}
+    return {
+        str(method): [c for c in hp_columns if group[c].dropna().nunique() > 1]
+        for method, group in measured.groupby("method", sort=False)
+    }
 
 
 def varying_labels(table: pd.DataFrame, hp_columns: list[str], leave_out: tuple[str, ...] = ()) -> dict[str, str]:
@@ -34,8 +37,13 @@ def varying_labels(table: pd.DataFrame, hp_columns: list[str], leave_out: tuple[
     (and not ``leave_out``, e.g. the x axis); a label that would still be shared gets its config_id."""
     varying = varying_hp_columns(table, hp_columns)
     measured = table[table["source"] == "sweep"]
-    labels = {str(r["config_id"]): config_label(str(r["method"]),
-                                                hp_text(r, [c for c in varying[str(r["method"])] if c not in leave_out]))
-              for _, r in measured.iterrows()}
+    labels = {
+        str(r["config_id"]): config_label(
+            str(r["method"]), hp_text(r, [c for c in varying[str(r["method"])] if c not in leave_out])
+        )
+        for _, r in measured.iterrows()
+    }
     counts = pd.Series(list(labels.values())).value_counts()
-    return {cid: (f"{label} [{cid}]" if counts[label] > 1 and not leave_out else label) for cid, label in labels.items()}
+    return {
+        cid: (f"{label} [{cid}]" if counts[label] > 1 and not leave_out else label) for cid, label in labels.items()
+    }

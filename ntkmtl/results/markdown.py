@@ -1,4 +1,5 @@
 """The benchmark's Markdown page: how epochs were selected, trial counts, the table, the plots."""
+
 from __future__ import annotations
 
 import math
@@ -49,11 +50,16 @@ def _notes(record: pd.Series, selection: Selection) -> str:
 def markdown_table(report: BenchmarkReport) -> str:
     """The per-config table in Markdown: mean ± std cells, best mean per column in bold."""
     table = report.table
-    value_columns = [(f"test_{DELTA_M}", "test Δm %"), (f"val_{DELTA_M}", "val Δm %")] + \
-                    [(f"test_{m}", m + ("" if h is None else (" ↑" if h else " ↓"))) for m, h in report.metrics]
+    value_columns = [(f"test_{DELTA_M}", "test Δm %"), (f"val_{DELTA_M}", "val Δm %")] + [
+        (f"test_{m}", m + ("" if h is None else (" ↑" if h else " ↓"))) for m, h in report.metrics
+    ]
     comparison = compare_text.headings(report)
-    header = (["#", "method", "hyperparameters", "seeds"] + [label for _, label in value_columns]
-              + [label for label, _ in comparison] + ["selected epochs", "notes"])
+    header = (
+        ["#", "method", "hyperparameters", "seeds"]
+        + [label for _, label in value_columns]
+        + [label for label, _ in comparison]
+        + ["selected epochs", "notes"]
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     decimals = {c: (2 if c.endswith(DELTA_M) else _decimals(table[f"{c}_mean"])) for c, _ in value_columns}
     rank = 0
@@ -61,8 +67,12 @@ def markdown_table(report: BenchmarkReport) -> str:
         measured = record["source"] == "sweep"
         rank += measured
         best = set(str(record["best_in"]).split(";"))
-        cells = [str(rank) if measured else "paper", str(record["method"]), str(record["hyperparameters"]),
-                 f"{record['seeds']}/{record['trials']}" if measured else ""]
+        cells = [
+            str(rank) if measured else "paper",
+            str(record["method"]),
+            str(record["hyperparameters"]),
+            f"{record['seeds']}/{record['trials']}" if measured else "",
+        ]
         for c, _ in value_columns:
             mean, std = record.get(f"{c}_mean", math.nan), record.get(f"{c}_std", math.nan)
             if pd.isna(mean) and (not measured or record["seeds"] == 0):
@@ -93,7 +103,8 @@ def markdown_report(report: BenchmarkReport, plots: dict[str, Path]) -> str:
         "the best mean of each column is in bold (↑ higher is better, ↓ lower is better; Δm: lower). "
         "Completed and stopped-early trials are used"
         + (" except stopped-early ones (--exclude-stopped)" if report.selection.exclude_stopped else "")
-        + "; running trials are " + ("used (--include-running)" if report.selection.include_running else "left out")
+        + "; running trials are "
+        + ("used (--include-running)" if report.selection.include_running else "left out")
         + "; diverged and errored trials are left out and counted in the notes. "
         "'seeds' = trials used / trials of the configuration.",
     ]

@@ -18,6 +18,7 @@ that method's configurations (``labels.varying_labels``): "ntkmtl ntk_exp=0.5", 
 max_norm=1, n=1, ntk_exp=0.5". Epoch axes have integer ticks only, also for single-epoch series
 (which get error bars, as a band needs two epochs).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,9 +29,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ntkmtl.results.labels import varying_labels  # noqa: E402
 
@@ -104,21 +105,47 @@ def plot_delta_m_vs_ntk_exp(report: "BenchmarkReport", path: Path) -> Path | Non
         group = group.sort_values("hp_ntk_exp")
         color = next(colors)
         if not is_search:
-            ax.errorbar(group["hp_ntk_exp"], group["test_delta_m_mean"], yerr=group["test_delta_m_std"].fillna(0.0),
-                        marker="o", capsize=4, label=line, color=color)
+            ax.errorbar(
+                group["hp_ntk_exp"],
+                group["test_delta_m_mean"],
+                yerr=group["test_delta_m_std"].fillna(0.0),
+                marker="o",
+                capsize=4,
+                label=line,
+                color=color,
+            )
             continue
         seeds = report.trials[report.trials["used"] & report.trials["config_id"].isin(group["config_id"])]
-        ax.scatter(seeds["hp_ntk_exp"], seeds["test_delta_m"], s=28, facecolors="none", edgecolors=color,
-                   linewidths=1, zorder=3)  # hollow: visible on the error bar
-        ax.errorbar(group["hp_ntk_exp"], group["test_delta_m_mean"], yerr=group["test_delta_m_std"].fillna(0.0),
-                    fmt="o", capsize=3, color=color,
-                    label=f"{line} (search: {len(group)} samples; seeds as circles)")
+        ax.scatter(
+            seeds["hp_ntk_exp"],
+            seeds["test_delta_m"],
+            s=28,
+            facecolors="none",
+            edgecolors=color,
+            linewidths=1,
+            zorder=3,
+        )  # hollow: visible on the error bar
+        ax.errorbar(
+            group["hp_ntk_exp"],
+            group["test_delta_m_mean"],
+            yerr=group["test_delta_m_std"].fillna(0.0),
+            fmt="o",
+            capsize=3,
+            color=color,
+            label=f"{line} (search: {len(group)} samples; seeds as circles)",
+        )
     for _, r in table[table["hp_ntk_exp"].isna()].iterrows():
-        ax.axhline(r["test_delta_m_mean"], linestyle="--", linewidth=1,
-                   color="gray" if r["method"] == "ls" else next(colors), label=lines[str(r["config_id"])])
+        ax.axhline(
+            r["test_delta_m_mean"],
+            linestyle="--",
+            linewidth=1,
+            color="gray" if r["method"] == "ls" else next(colors),
+            label=lines[str(r["config_id"])],
+        )
     ax.set_xlabel("ntk_exp")
-    return _finish_line_plot(fig, ax, "test Δm % (lower is better)",
-                             f"{report.benchmark}: test Δm vs ntk_exp (mean ± std over seeds)", path)
+    return _finish_line_plot(
+        fig, ax, "test Δm % (lower is better)", f"{report.benchmark}: test Δm vs ntk_exp (mean ± std over seeds)", path
+    )
 
 
 def _searched_configs(report: "BenchmarkReport") -> set[str]:
@@ -149,8 +176,9 @@ def plot_val_curves(report: "BenchmarkReport", path: Path) -> Path | None:
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
     _integer_epochs(ax, rows["epoch"])
-    return _finish_line_plot(fig, ax, "validation Δm % (lower is better)",
-                             f"{report.benchmark}: validation Δm (mean ± std over seeds)", path)
+    return _finish_line_plot(
+        fig, ax, "validation Δm % (lower is better)", f"{report.benchmark}: validation Δm (mean ± std over seeds)", path
+    )
 
 
 def plot_task_weights(report: "BenchmarkReport", path: Path) -> Path | None:
@@ -158,8 +186,11 @@ def plot_task_weights(report: "BenchmarkReport", path: Path) -> Path | None:
     rows = _used_rows(report)
     weight_columns = [c for c in rows.columns if c.startswith("weight_")]
     rows = rows[rows["method"].astype(str).str.startswith("ntkmtl")]
-    configs = [c for c in report.table.loc[report.table["source"] == "sweep", "config_id"]
-               if not rows.loc[rows["config_id"] == c, weight_columns].isna().all().all()]
+    configs = [
+        c
+        for c in report.table.loc[report.table["source"] == "sweep", "config_id"]
+        if not rows.loc[rows["config_id"] == c, weight_columns].isna().all().all()
+    ]
     if not weight_columns or not configs:
         return None
     cols = min(PANELS_PER_ROW, len(configs))
@@ -170,7 +201,7 @@ def plot_task_weights(report: "BenchmarkReport", path: Path) -> Path | None:
     for ax, config_id in zip(axes.flat, configs):
         mean = rows[rows["config_id"] == config_id].groupby("epoch")[weight_columns].mean().dropna(axis=1, how="all")
         for column in mean.columns:
-            ax.plot(mean.index, mean[column], marker="o", markersize=3, label=column[len("weight_"):])
+            ax.plot(mean.index, mean[column], marker="o", markersize=3, label=column[len("weight_") :])
         values = mean.to_numpy(dtype=float)
         if np.all(values > 0) and values.max() / values.min() > 50:
             ax.set_yscale("log")
@@ -181,7 +212,7 @@ def plot_task_weights(report: "BenchmarkReport", path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         if len(mean.columns) <= MAX_LEGEND_TASKS:
             ax.legend(fontsize="x-small")
-    for ax in list(axes.flat)[len(configs):]:
+    for ax in list(axes.flat)[len(configs) :]:
         ax.set_visible(False)
     fig.suptitle(f"{report.benchmark}: task weights (mean over seeds)")
     fig.tight_layout()

@@ -1,4 +1,5 @@
 """Reading a sweep's Parquet rows and checking them against the schema (``schema.py``)."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,14 @@ def read_parquet_files(path: str) -> pd.DataFrame:
     """Every ``*.parquet`` file at ``path`` (a file, or a directory searched recursively; names
     starting with ``.`` or ``_`` are skipped as temporary), concatenated with pandas."""
     root = Path(path)
-    files = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    files = (
+        [root]
+        if root.is_file()
+        else sorted(
+            p
+            for p in root.rglob("*.parquet")
+            if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        )
     )
     if not files:
         raise ReportError(f"no .parquet files under {path!r}; give the Parquet file or directory a sweep wrote")
@@ -41,8 +48,10 @@ def load_results(path: str, read: Callable[[str], pd.DataFrame] = read_parquet_f
         raise ReportError(f"results {path!r} hold no rows: has the sweep finished any epoch yet?")
     missing = [c for c in IDENTITY_COLUMNS if c not in df.columns]
     if missing:
-        raise ReportError(f"results {path!r} lack the column(s) {', '.join(missing)}; expected the sweep schema "
-                          f"(docs/SWEEP.md): {', '.join(IDENTITY_COLUMNS)}, val_*, test_*, …")
+        raise ReportError(
+            f"results {path!r} lack the column(s) {', '.join(missing)}; expected the sweep schema "
+            f"(docs/SWEEP.md): {', '.join(IDENTITY_COLUMNS)}, val_*, test_*, …"
+        )
     bad = sorted(set(df["status"].astype(str)) - set(STATUSES))
     if bad:
         raise ReportError(f"results {path!r}: unknown trial status {bad[0]!r}; valid statuses: {', '.join(STATUSES)}")

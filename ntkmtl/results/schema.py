@@ -9,6 +9,7 @@ time, e.g. ``train_loss_<task>``), its Arrow type and what it means.
 Adding a per-epoch column: the code that computes the value puts it in the epoch record, and one
 ``Column`` below declares it (its row in docs/SWEEP.md is this module's ``markdown_table()``).
 """
+
 from __future__ import annotations
 
 import re
@@ -61,36 +62,60 @@ HP_DTYPES = {float: "float64", int: "int64", bool: "bool", str: "string"}  # by 
 IDENTITY = (
     Column("sweep", "string", "the config's `name`"),
     Column("trial_id", "string", "Ray's trial id (stable across `--resume`)"),
-    Column("config_id", "string", "hash of benchmark, data options, training set-up, method and hyperparameters: "
-                                  "shared by the seeds of one configuration"),
+    Column(
+        "config_id",
+        "string",
+        "hash of benchmark, data options, training set-up, method and hyperparameters: "
+        "shared by the seeds of one configuration",
+    ),
     Column("benchmark", "string", "the benchmark's name"),
     Column("method", "string", "the weighting method's name"),
-    Column("hp_<name>", HP_DTYPE, "every hyperparameter of the sweep's methods, defaults included, typed by its "
-                                  "kind; null where a method has none of that name"),
+    Column(
+        "hp_<name>",
+        HP_DTYPE,
+        "every hyperparameter of the sweep's methods, defaults included, typed by its "
+        "kind; null where a method has none of that name",
+    ),
     Column("seed", "int64", "the trial's seed"),
     Column("epoch", "int64", "the epoch just finished, 1-based"),
-    Column("status", "string", "the trial's latest status, on all its rows: "
-                               + ", ".join(f"`{s}`" for s in STATUSES)),
+    Column("status", "string", "the trial's latest status, on all its rows: " + ", ".join(f"`{s}`" for s in STATUSES)),
 )
 
 EPOCH = (  # the trainer's epoch record (ntkmtl.train.Trial.run), then the keys the sweep adds
     Column("train_loss_<task>", "float64", "mean training loss of each task over the epoch"),
     Column("val_<metric>", "float64", "every metric of the benchmark on the validation split"),
     Column("test_<metric>", "float64", "every metric of the benchmark on the test split"),
-    Column("val_delta_m", "float64", "Δm % of the validation metrics against the paper's single-task baselines "
-                                     "(lower is better)"),
-    Column("test_delta_m", "float64", "Δm % of the test metrics against the paper's single-task baselines "
-                                      "(lower is better)"),
+    Column(
+        "val_delta_m",
+        "float64",
+        "Δm % of the validation metrics against the paper's single-task baselines (lower is better)",
+    ),
+    Column(
+        "test_delta_m",
+        "float64",
+        "Δm % of the test metrics against the paper's single-task baselines (lower is better)",
+    ),
     Column("weight_<task>", "float64", "the method's task weight, mean over the epoch's steps"),
-    Column("method_<key>", "float64", "other per-step scalars of the method (e.g. `method_grad_norm`; a per-task "
-                                      "vector as `method_<key>_<task>`), mean over steps"),
+    Column(
+        "method_<key>",
+        "float64",
+        "other per-step scalars of the method (e.g. `method_grad_norm`; a per-task "
+        "vector as `method_<key>_<task>`), mean over steps",
+    ),
     Column("lr", "float64", "learning rate during the epoch"),
     Column("epoch_seconds", "float64", "training + evaluation time of the epoch"),
     Column("samples_per_second", "float64", "training throughput"),
-    Column("search", "string", "the sampler that drew the configuration (`optuna`, `random`); absent / null for "
-                               "grid points"),
-    Column("node_id", "string", "the Ray node (`ray.get_runtime_context().get_node_id()`) that ran the epoch: a "
-                                "trial resumed on another node after a node loss shows both"),
+    Column(
+        "search",
+        "string",
+        "the sampler that drew the configuration (`optuna`, `random`); absent / null for grid points",
+    ),
+    Column(
+        "node_id",
+        "string",
+        "the Ray node (`ray.get_runtime_context().get_node_id()`) that ran the epoch: a "
+        "trial resumed on another node after a node loss shows both",
+    ),
     Column("hostname", "string", "the host that ran the epoch (Ray's result key)"),
 )
 

@@ -9,6 +9,7 @@
   ``running`` trials are left out unless ``include_running``; ``diverged`` and ``errored`` trials
   are never used, only counted; a trial without any finite selection value is left out and counted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ def declared_metrics(benchmark: str) -> dict[str, bool]:
     from ntkmtl.benchmarks import BENCHMARKS, benchmark_class
 
     if benchmark not in BENCHMARKS:
-        raise ReportError(f"unknown benchmark {benchmark!r} in the results; valid benchmarks: {', '.join(sorted(BENCHMARKS))}")
+        raise ReportError(
+            f"unknown benchmark {benchmark!r} in the results; valid benchmarks: {', '.join(sorted(BENCHMARKS))}"
+        )
     try:
         metrics = benchmark_class(benchmark)().metrics
         return {m.name: bool(m.higher_is_better) for m in metrics}
@@ -51,24 +54,38 @@ def declared_metrics(benchmark: str) -> dict[str, bool]:
         return {}
 
 
-def metric_directions(benchmark: str, columns: list[str], declared: dict[str, bool] | None = None) -> list[tuple[str, bool | None]]:
+def metric_directions(
+    benchmark: str, columns: list[str], declared: dict[str, bool] | None = None
+) -> list[tuple[str, bool | None]]:
     """The benchmark's metrics present in the data, as (name, higher_is_better or None).
 
     A metric is reported when both ``val_<m>`` and ``test_<m>`` columns exist; declaration order
     first, then any other metric in column order."""
     declared = declared_metrics(benchmark) if declared is None else declared
-    present = [c[len("test_"):] for c in columns
-               if c.startswith("test_") and c != f"test_{DELTA_M}" and f"val_{c[len('test_'):]}" in columns]
+    present = [
+        c[len("test_") :]
+        for c in columns
+        if c.startswith("test_") and c != f"test_{DELTA_M}" and f"val_{c[len('test_') :]}" in columns
+    ]
     ordered = [m for m in declared if m in present] + [m for m in present if m not in declared]
     return [(m, declared.get(m)) for m in ordered]
 
 
-def make_selection(column: str, mode: str | None, metrics: list[tuple[str, bool | None]], columns: list[str],
-                   benchmark: str, include_running: bool = False, exclude_stopped: bool = False) -> Selection:
+def make_selection(
+    column: str,
+    mode: str | None,
+    metrics: list[tuple[str, bool | None]],
+    columns: list[str],
+    benchmark: str,
+    include_running: bool = False,
+    exclude_stopped: bool = False,
+) -> Selection:
     """Check ``--select-by`` against the benchmark's columns and find its direction."""
     if not column.startswith("val_"):
-        raise ReportError(f"--select-by {column!r} is not a validation column (val_…): selecting epochs on "
-                          f"train or test values would peek; e.g. --select-by val_{DELTA_M}")
+        raise ReportError(
+            f"--select-by {column!r} is not a validation column (val_…): selecting epochs on "
+            f"train or test values would peek; e.g. --select-by val_{DELTA_M}"
+        )
     if column not in columns:
         valid = ", ".join(c for c in columns if c.startswith("val_")) or "none"
         raise ReportError(f"--select-by {column!r}: no such column for benchmark {benchmark!r}; valid: {valid}")
@@ -77,10 +94,12 @@ def make_selection(column: str, mode: str | None, metrics: list[tuple[str, bool 
     elif column == f"val_{DELTA_M}":
         lower = True
     else:
-        higher = dict(metrics).get(column[len("val_"):])
+        higher = dict(metrics).get(column[len("val_") :])
         if higher is None:
-            raise ReportError(f"--select-by {column!r}: the direction of this metric is unknown for benchmark "
-                              f"{benchmark!r}; add --select-mode min or --select-mode max")
+            raise ReportError(
+                f"--select-by {column!r}: the direction of this metric is unknown for benchmark "
+                f"{benchmark!r}; add --select-mode min or --select-mode max"
+            )
         lower = not higher
     return Selection(column, lower, include_running, exclude_stopped)
 

@@ -26,6 +26,7 @@ default: the sweep's ``ls`` configuration when it has exactly one), this module 
 Inputs are the report's per-trial selection (each trial's selected epoch, ``used`` flag) and its
 per-configuration table; paper rows (``source == "paper"``) get no statistics.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,19 @@ from scipy import stats
 from ntkmtl.results.baseline import Baseline, resolve_baseline
 
 CONFIDENCE = 0.95
-COLUMNS = ("rel_delta_m_mean", "rel_delta_m_std", "rel_paired_seeds", "paired_diff_mean", "paired_diff_low",
-           "paired_diff_high", "paired_n", "wins", "losses", "ties", "mean_rank")
+COLUMNS = (
+    "rel_delta_m_mean",
+    "rel_delta_m_std",
+    "rel_paired_seeds",
+    "paired_diff_mean",
+    "paired_diff_low",
+    "paired_diff_high",
+    "paired_n",
+    "wins",
+    "losses",
+    "ties",
+    "mean_rank",
+)
 
 
 def t_interval(differences: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
@@ -70,8 +82,9 @@ def _per_seed(trials: pd.DataFrame, config_id: str, columns: list[str]) -> pd.Da
     return used.groupby("seed")[columns].mean()
 
 
-def compare_with(trials: pd.DataFrame, config_id: str, baseline_id: str,
-                 metrics: list[tuple[str, bool]]) -> dict[str, Any]:
+def compare_with(
+    trials: pd.DataFrame, config_id: str, baseline_id: str, metrics: list[tuple[str, bool]]
+) -> dict[str, Any]:
     """The baseline statistics of one configuration (the module docstring's definitions)."""
     columns = ["test_delta_m"] + [f"test_{m}" for m, _ in metrics]
     mine, base = _per_seed(trials, config_id, columns), _per_seed(trials, baseline_id, columns)
@@ -117,21 +130,29 @@ def mean_ranks(table: pd.DataFrame, metrics: list[tuple[str, bool]]) -> pd.Serie
     ranked = (table["source"] == "sweep") & (table["seeds"].fillna(0) > 0) & np.isfinite(means).all(axis=1)
     if not ranked.any():
         return result
-    ranks = [stats.rankdata(-means.loc[ranked, f"test_{m}_mean"] if higher else means.loc[ranked, f"test_{m}_mean"],
-                            method="average") for m, higher in metrics]
+    ranks = [
+        stats.rankdata(
+            -means.loc[ranked, f"test_{m}_mean"] if higher else means.loc[ranked, f"test_{m}_mean"], method="average"
+        )
+        for m, higher in metrics
+    ]
     result.loc[ranked] = np.mean(ranks, axis=0)
     return result
 
 
-def add_comparison(table: pd.DataFrame, trials: pd.DataFrame, metrics: list[tuple[str, bool | None]],
-                   spec: str | None) -> tuple[pd.DataFrame, Baseline | None, str]:
+def add_comparison(
+    table: pd.DataFrame, trials: pd.DataFrame, metrics: list[tuple[str, bool | None]], spec: str | None
+) -> tuple[pd.DataFrame, Baseline | None, str]:
     """The table with the comparison columns (NaN where they do not apply), the baseline, a note."""
     known = [(m, bool(h)) for m, h in metrics if h is not None]
     baseline, note = resolve_baseline(table, spec)
     table = table.copy()
-    rows = [compare_with(trials, str(r["config_id"]), baseline.config_id, known)
-            if baseline is not None and r["source"] == "sweep" else dict.fromkeys(COLUMNS[:-1], math.nan)
-            for _, r in table.iterrows()]
+    rows = [
+        compare_with(trials, str(r["config_id"]), baseline.config_id, known)
+        if baseline is not None and r["source"] == "sweep"
+        else dict.fromkeys(COLUMNS[:-1], math.nan)
+        for _, r in table.iterrows()
+    ]
     for column in COLUMNS[:-1]:
         table[column] = [r[column] for r in rows]
     table["mean_rank"] = mean_ranks(table, known)

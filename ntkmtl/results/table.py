@@ -11,6 +11,7 @@
   ``stats.py``: Δm against that configuration, the paired difference of test Δm with its 95 %
   t-interval, wins/losses per metric and the mean rank (MR) over the metrics.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,14 +30,30 @@ from ntkmtl.results.select import Selection, make_selection, metric_directions, 
 
 # The NTKMTL paper's headline test Δm% (mean, std or None), docs/REFERENCE_FACTS.md §1, for --paper.
 PAPER_DELTA_M: dict[str, dict[str, tuple[float, float | None]]] = {
-    "nyuv2": {"ntkmtl": (-6.99, 0.38), "ntkmtl_sr": (-5.35, None), "fairgrad": (-4.66, None),
-              "famo": (-4.10, None), "nashmtl": (-4.04, None), "ls": (5.59, None)},
-    "cityscapes": {"ntkmtl": (1.92, 0.30), "ntkmtl_sr": (3.84, None), "fairgrad": (5.18, None),
-                   "ls": (22.60, None)},
-    "celeba": {"ntkmtl": (-0.77, 0.37), "ntkmtl_sr": (0.23, None), "fairgrad": (0.37, None),
-               "famo": (1.21, None), "ls": (4.15, None)},
-    "qm9": {"ntkmtl": (56.7, None), "ntkmtl_sr": (30.7, None), "fairgrad": (57.0, None),
-            "famo": (38.9, None), "nashmtl": (72.9, None), "ls": (179.8, None)},
+    "nyuv2": {
+        "ntkmtl": (-6.99, 0.38),
+        "ntkmtl_sr": (-5.35, None),
+        "fairgrad": (-4.66, None),
+        "famo": (-4.10, None),
+        "nashmtl": (-4.04, None),
+        "ls": (5.59, None),
+    },
+    "cityscapes": {"ntkmtl": (1.92, 0.30), "ntkmtl_sr": (3.84, None), "fairgrad": (5.18, None), "ls": (22.60, None)},
+    "celeba": {
+        "ntkmtl": (-0.77, 0.37),
+        "ntkmtl_sr": (0.23, None),
+        "fairgrad": (0.37, None),
+        "famo": (1.21, None),
+        "ls": (4.15, None),
+    },
+    "qm9": {
+        "ntkmtl": (56.7, None),
+        "ntkmtl_sr": (30.7, None),
+        "fairgrad": (57.0, None),
+        "famo": (38.9, None),
+        "nashmtl": (72.9, None),
+        "ls": (179.8, None),
+    },
 }
 
 
@@ -73,8 +90,12 @@ def config_table(trials: pd.DataFrame, metric_names: list[str], hp_columns: list
     for config_id, group in trials.groupby("config_id", sort=False):
         used = group[group["used"]].sort_values("seed", kind="stable")
         first = group.iloc[0]
-        record: dict[str, Any] = {"source": "sweep", "method": first["method"], "config_id": config_id,
-                                  "hyperparameters": hp_text(first, hp_columns)}
+        record: dict[str, Any] = {
+            "source": "sweep",
+            "method": first["method"],
+            "config_id": config_id,
+            "hyperparameters": hp_text(first, hp_columns),
+        }
         record.update({c: first[c] for c in hp_columns})
         record["seeds"] = len(used)
         record["trials"] = len(group)
@@ -90,8 +111,9 @@ def config_table(trials: pd.DataFrame, metric_names: list[str], hp_columns: list
 
 def sort_and_mark(table: pd.DataFrame, metrics: list[tuple[str, bool | None]]) -> pd.DataFrame:
     """Sort by test Δm (NaN last, then method, hyperparameters) and fill ``best_in`` per row."""
-    table = table.sort_values([f"test_{DELTA_M}_mean", "method", "hyperparameters"], na_position="last",
-                              kind="stable").reset_index(drop=True)
+    table = table.sort_values(
+        [f"test_{DELTA_M}_mean", "method", "hyperparameters"], na_position="last", kind="stable"
+    ).reset_index(drop=True)
     directions = [(f"test_{DELTA_M}", False), (f"val_{DELTA_M}", False)] + [(f"test_{m}", h) for m, h in metrics]
     values = [(f"{c}_mean", c, h) for c, h in directions] + [("mean_rank", "mean_rank", False)] * ("mean_rank" in table)
     best_in: list[list[str]] = [[] for _ in range(len(table))]
@@ -113,17 +135,30 @@ def paper_rows(benchmark: str, hp_columns: list[str]) -> pd.DataFrame:
     """The paper's published test Δm for this benchmark as table rows (docs/REFERENCE_FACTS.md §1)."""
     records = []
     for method, (mean, std) in PAPER_DELTA_M.get(benchmark, {}).items():
-        record = {"source": "paper", "method": method, "config_id": "", "hyperparameters": "",
-                  f"test_{DELTA_M}_mean": mean, f"test_{DELTA_M}_std": math.nan if std is None else std}
+        record = {
+            "source": "paper",
+            "method": method,
+            "config_id": "",
+            "hyperparameters": "",
+            f"test_{DELTA_M}_mean": mean,
+            f"test_{DELTA_M}_std": math.nan if std is None else std,
+        }
         record.update({c: np.nan for c in hp_columns})
         records.append(record)
     return pd.DataFrame(records)
 
 
-def build_benchmark_report(rows: pd.DataFrame, benchmark: str, select_by: str = f"val_{DELTA_M}",
-                           select_mode: str | None = None, include_running: bool = False,
-                           exclude_stopped: bool = False, paper: bool = False,
-                           declared: dict[str, bool] | None = None, baseline: str | None = None) -> BenchmarkReport:
+def build_benchmark_report(
+    rows: pd.DataFrame,
+    benchmark: str,
+    select_by: str = f"val_{DELTA_M}",
+    select_mode: str | None = None,
+    include_running: bool = False,
+    exclude_stopped: bool = False,
+    paper: bool = False,
+    declared: dict[str, bool] | None = None,
+    baseline: str | None = None,
+) -> BenchmarkReport:
     """Select every trial's epoch and build the sorted per-config table of one benchmark.
 
     ``baseline`` names the configuration the comparison columns compare with (``stats.py``;
@@ -131,7 +166,9 @@ def build_benchmark_report(rows: pd.DataFrame, benchmark: str, select_by: str = 
     overrides the benchmark's own declaration (tests)."""
     for needed in (f"val_{DELTA_M}", f"test_{DELTA_M}"):
         if needed not in rows.columns:
-            raise ReportError(f"benchmark {benchmark!r}: the results have no {needed!r} column; expected the sweep schema (docs/SWEEP.md)")
+            raise ReportError(
+                f"benchmark {benchmark!r}: the results have no {needed!r} column; expected the sweep schema (docs/SWEEP.md)"
+            )
     rows = rows[rows["benchmark"] == benchmark]
     # Columns of other benchmarks (all null here) are dropped; the Δm and selection columns stay.
     keep = {f"val_{DELTA_M}", f"test_{DELTA_M}", select_by, *IDENTITY_COLUMNS}
@@ -140,8 +177,12 @@ def build_benchmark_report(rows: pd.DataFrame, benchmark: str, select_by: str = 
     metrics = metric_directions(benchmark, columns, declared)
     selection = make_selection(select_by, select_mode, metrics, columns, benchmark, include_running, exclude_stopped)
     hp_columns = sorted(c for c in columns if c.startswith("hp_"))
-    value_columns = list(dict.fromkeys([selection.column, f"val_{DELTA_M}", f"test_{DELTA_M}"]
-                                       + [f"{s}_{m}" for m, _ in metrics for s in ("val", "test")]))
+    value_columns = list(
+        dict.fromkeys(
+            [selection.column, f"val_{DELTA_M}", f"test_{DELTA_M}"]
+            + [f"{s}_{m}" for m, _ in metrics for s in ("val", "test")]
+        )
+    )
     trials = select_epochs(rows, selection, value_columns)
     table = config_table(trials, [m for m, _ in metrics], hp_columns)
     if paper:
@@ -162,6 +203,8 @@ def build_reports(df: pd.DataFrame, benchmarks: list[str] | None = None, **optio
     if benchmarks:
         unknown = [b for b in benchmarks if b not in present]
         if unknown:
-            raise ReportError(f"--benchmark {unknown[0]!r}: not in the results; benchmarks present: {', '.join(present)}")
+            raise ReportError(
+                f"--benchmark {unknown[0]!r}: not in the results; benchmarks present: {', '.join(present)}"
+            )
         present = [b for b in present if b in benchmarks]
     return [build_benchmark_report(df, b, **options) for b in present]

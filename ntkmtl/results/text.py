@@ -12,6 +12,7 @@ metrics won/lost/tied against the baseline, and the mean rank (MR) over the test
 
 Nothing here imports matplotlib (the report draws plots in ``plots.py``, imported only to draw).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,13 @@ from ntkmtl.results import compare_text
 from ntkmtl.results.labels import config_label
 from ntkmtl.results.table import build_reports
 
-STATUS_COLUMNS = (("completed", "completed"), ("stopped_early", "stopped early"), ("diverged", "diverged"),
-                  ("errored", "errored"), ("running", "unfinished"))
+STATUS_COLUMNS = (
+    ("completed", "completed"),
+    ("stopped_early", "stopped early"),
+    ("diverged", "diverged"),
+    ("errored", "errored"),
+    ("running", "unfinished"),
+)
 
 
 def summarize(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
@@ -36,8 +42,11 @@ def summarize(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     tables = []
     for report in build_reports(df, baseline=baseline):
         base = report.baseline
-        table = report.table.assign(benchmark=report.benchmark, baseline=base.short if base else "",
-                                    is_baseline=report.table["config_id"] == (base.config_id if base else None))
+        table = report.table.assign(
+            benchmark=report.benchmark,
+            baseline=base.short if base else "",
+            is_baseline=report.table["config_id"] == (base.config_id if base else None),
+        )
         labels = [config_label(m, h) for m, h in zip(table["method"], table["hyperparameters"])]
         tables.append(table.assign(configuration=labels))
     summary = pd.concat(tables, ignore_index=True)
@@ -55,9 +64,11 @@ def format_summary(summary: pd.DataFrame, wall_seconds: float | None = None) -> 
     header += "".join(f"  {title:>{w}}" for title, w, _ in comparison)
     lines = [header + "".join(f"  {title}" for _, title in shown)]
     for _, r in summary.iterrows():
-        line = (f"{r['configuration']:<{width}}  {str(r['seeds']) + '/' + str(r['trials']):>5}  "
-                f"{_pm(r['val_delta_m_mean'], r['val_delta_m_std']):>25}  "
-                f"{_pm(r['test_delta_m_mean'], r['test_delta_m_std']):>17}")
+        line = (
+            f"{r['configuration']:<{width}}  {str(r['seeds']) + '/' + str(r['trials']):>5}  "
+            f"{_pm(r['val_delta_m_mean'], r['val_delta_m_std']):>25}  "
+            f"{_pm(r['test_delta_m_mean'], r['test_delta_m_std']):>17}"
+        )
         line += "".join(f"  {text(r):>{w}}" for _, w, text in comparison)
         lines.append(line + "".join(f"  {int(r[c]):>{len(title)}}" for c, title in shown))
     trials = int(summary["trials"].sum())
@@ -70,9 +81,11 @@ def format_summary(summary: pd.DataFrame, wall_seconds: float | None = None) -> 
     notes = ["seeds = trials averaged / trials; diverged, errored and unfinished trials are counted, not averaged"]
     base = _baseline_name(summary)
     if base:
-        notes.append(f"vs {base}: Δm with {base}'s test metrics as the reference, seed by seed (* no common seed); "
-                     f"mean paired difference of test Δm, 95 % t-interval (n/a: < 2 common seeds); "
-                     f"W/L/T = metrics won/lost/tied")
+        notes.append(
+            f"vs {base}: Δm with {base}'s test metrics as the reference, seed by seed (* no common seed); "
+            f"mean paired difference of test Δm, 95 % t-interval (n/a: < 2 common seeds); "
+            f"W/L/T = metrics won/lost/tied"
+        )
     if any(title == "MR" for title, _, _ in comparison):
         notes.append("MR = mean rank over the test metrics (1 = best, ties share the average rank)")
     return "\n".join(lines + [footer, *notes])
@@ -87,12 +100,15 @@ def _comparison_columns(summary: pd.DataFrame) -> list[tuple[str, int, Callable[
     base = _baseline_name(summary)
     texts: list[tuple[str, Callable[[pd.Series], str]]] = []
     if base:
+
         def mark(text: Callable[[pd.Series], str]) -> Callable[[pd.Series], str]:
             return lambda r: "baseline" if r["is_baseline"] else text(r)
 
-        texts += [(f"Δm vs {base} %", mark(compare_text.relative_text)),
-                  (f"test Δm − {base} [95% CI]", mark(compare_text.interval_text)),
-                  ("W/L/T", mark(compare_text.record_text))]
+        texts += [
+            (f"Δm vs {base} %", mark(compare_text.relative_text)),
+            (f"test Δm − {base} [95% CI]", mark(compare_text.interval_text)),
+            ("W/L/T", mark(compare_text.record_text)),
+        ]
     if "mean_rank" in summary:
         texts.append(("MR", compare_text.rank_text))
     texts = compare_text.shown_columns(summary, texts)

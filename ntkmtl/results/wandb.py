@@ -1,4 +1,5 @@
 """Logging a report to Weights & Biases: every table and plot, one run in the sweep's group."""
+
 from __future__ import annotations
 
 import os
@@ -20,22 +21,34 @@ def wandb_or_error(api_key_present: Callable[[], bool]):
         raise ReportError("--wandb needs the wandb package: pip install wandb") from err
     mode = os.environ.get("WANDB_MODE", "online").lower()
     if mode not in ("offline", "disabled", "dryrun") and not api_key_present():
-        raise ReportError("--wandb in online mode needs an API key: set WANDB_API_KEY or run `wandb login`, "
-                          "or set WANDB_MODE=offline to log locally")
+        raise ReportError(
+            "--wandb in online mode needs an API key: set WANDB_API_KEY or run `wandb login`, "
+            "or set WANDB_MODE=offline to log locally"
+        )
     return wandb
 
 
-def log_to_wandb(wandb: Any, reports: list[BenchmarkReport], written: dict[str, list[Path]], out: Path,
-                 project: str) -> str:
+def log_to_wandb(
+    wandb: Any, reports: list[BenchmarkReport], written: dict[str, list[Path]], out: Path, project: str
+) -> str:
     """Log every table (wandb.Table) and plot (wandb.Image) to one run in the sweep's W&B group.
 
     The group is the sweep's name (the sweep logs its trials there), or the names joined by '+'
     when the results hold several sweeps. Returns the run's local directory."""
     sweeps = sorted({s for r in reports for s in r.sweeps})
     group = "+".join(sweeps)
-    run = wandb.init(project=project, group=group, name=f"report-{group}", job_type="report", dir=str(out),
-                     config={"select_by": reports[0].selection.column, "sweeps": sweeps,
-                             "benchmarks": [r.benchmark for r in reports]})
+    run = wandb.init(
+        project=project,
+        group=group,
+        name=f"report-{group}",
+        job_type="report",
+        dir=str(out),
+        config={
+            "select_by": reports[0].selection.column,
+            "sweeps": sweeps,
+            "benchmarks": [r.benchmark for r in reports],
+        },
+    )
     try:
         for report in reports:
             frame = csv_table(report).astype(object)
@@ -43,7 +56,7 @@ def log_to_wandb(wandb: Any, reports: list[BenchmarkReport], written: dict[str, 
             payload: dict[str, Any] = {f"{report.benchmark}/table": wandb.Table(dataframe=frame)}
             for path in written[report.benchmark]:
                 if path.suffix == ".png":
-                    payload[f"{report.benchmark}/{path.stem[len(report.benchmark) + 1:]}"] = wandb.Image(str(path))
+                    payload[f"{report.benchmark}/{path.stem[len(report.benchmark) + 1 :]}"] = wandb.Image(str(path))
             run.log(payload)
         return str(Path(run.dir).parent)
     finally:

@@ -1,4 +1,5 @@
 """Writing a benchmark's report files: the Markdown page, the CSV tables and the plots."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,18 @@ from ntkmtl.results.table import BenchmarkReport
 
 def csv_table(report: BenchmarkReport) -> pd.DataFrame:
     """The per-config table as written to CSV: identity, counts, *_mean / *_std, best_in."""
-    first = ["source", "method", "hyperparameters", "config_id", *report.hp_columns, "seeds", "trials", *STATUSES,
-             "no_valid_epoch", "selected_epochs"]
+    first = [
+        "source",
+        "method",
+        "hyperparameters",
+        "config_id",
+        *report.hp_columns,
+        "seeds",
+        "trials",
+        *STATUSES,
+        "no_valid_epoch",
+        "selected_epochs",
+    ]
     values = [c for c in report.table.columns if c.endswith(("_mean", "_std")) and c not in stats.COLUMNS]
     values += [c for c in stats.COLUMNS if c in report.table.columns]
     columns = [c for c in first if c in report.table.columns] + values + ["best_in"]

@@ -6,13 +6,13 @@ the sweep is stopped resumably (``storefiles.request_stop``) and the driver prin
 rows the exporter could not write are still in its row log or in Ray's result log and are put
 back by ``--resume`` (``recovery.py``).
 """
+
 from __future__ import annotations
 
 from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, RESULT_DUPLICATE, SHOULD_CHECKPOINT
 
-from ntkmtl.sweep import storefiles
-from ntkmtl.sweep import secrets
+from ntkmtl.sweep import secrets, storefiles
 from ntkmtl.sweep import wandb as wandb_settings
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.export import ParquetExporter
@@ -21,7 +21,13 @@ from ntkmtl.sweep.plan import TrialSpec
 from ntkmtl.sweep.trainable import trial_name
 
 RAY_RESULT_KEYS = frozenset(AUTO_RESULT_KEYS) | {
-    "done", "trial_id", "experiment_tag", SHOULD_CHECKPOINT, RESULT_DUPLICATE, "timesteps_total", "episodes_total",
+    "done",
+    "trial_id",
+    "experiment_tag",
+    SHOULD_CHECKPOINT,
+    RESULT_DUPLICATE,
+    "timesteps_total",
+    "episodes_total",
 }
 
 
@@ -38,7 +44,9 @@ def record_of(result: dict, spec: dict) -> dict:
 class ParquetCallback(tune.Callback):
     """Writes every reported epoch of every trial to Parquet as it arrives (see ``export.py``)."""
 
-    def __init__(self, output: str, sweep: str, benchmark: str, kinds: dict[str, type], faults: list[dict] | None = None):
+    def __init__(
+        self, output: str, sweep: str, benchmark: str, kinds: dict[str, type], faults: list[dict] | None = None
+    ):
         self.output, self.sweep, self.benchmark, self.kinds = output, sweep, benchmark, kinds
         self.faults = faults or []
         self._exporter: ParquetExporter | None = None
@@ -75,8 +83,10 @@ class ParquetCallback(tune.Callback):
             write()
         except OSError as error:
             self._exporter = None  # reload from disk on resume, not from a half-updated memory
-            storefiles.request_stop(f"output {self.output}: cannot write the rows of trial {trial_name(trial)} "
-                                    f"({trial.trial_id}): {storefiles.describe(error)}")
+            storefiles.request_stop(
+                f"output {self.output}: cannot write the rows of trial {trial_name(trial)} "
+                f"({trial.trial_id}): {storefiles.describe(error)}"
+            )
 
 
 def wandb_callback(cfg: SweepConfig):
@@ -88,8 +98,13 @@ def wandb_callback(cfg: SweepConfig):
             config = wandb_settings.run_config(trial.config["sweep"], trial.config["trial"])
             exclude = self._exclude_results + self.excludes + ["config"]
             kwargs = dict(
-                id=trial.trial_id, name=trial_name(trial), resume="allow", reinit=True,
-                allow_val_change=True, config=config, **self.kwargs,
+                id=trial.trial_id,
+                name=trial_name(trial),
+                resume="allow",
+                reinit=True,
+                allow_val_change=True,
+                config=config,
+                **self.kwargs,
             )
             self._start_logging_actor(trial, exclude, **kwargs)
 

@@ -27,6 +27,7 @@ Layout (every key but ``benchmark``, ``seeds`` and ``methods`` is optional)::
     max_concurrent: 0                # at most this many trials at once (0: as resources allow)
     wandb: {enabled: false, project: ntkmtl, mode: offline}
 """
+
 from __future__ import annotations
 
 import difflib
@@ -49,8 +50,20 @@ from ntkmtl.sweep.wandb import api_key_present
 from ntkmtl.training.settings import TRAIN_SETTINGS
 
 TOP_LEVEL_KEYS = (
-    "name", "benchmark", "data", "train", "seeds", "methods", "resources", "scheduler",
-    "storage", "output", "max_failures", "max_concurrent", "wandb", "search",
+    "name",
+    "benchmark",
+    "data",
+    "train",
+    "seeds",
+    "methods",
+    "resources",
+    "scheduler",
+    "storage",
+    "output",
+    "max_failures",
+    "max_concurrent",
+    "wandb",
+    "search",
 )
 SCHEDULER_TYPES = ("none", "asha", "seed_asha")
 SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
@@ -176,7 +189,9 @@ def apply_override(raw: dict[str, Any], item: str, source: str = "--set") -> Non
         if node is None:
             node = target[part] = {}
         if not isinstance(node, dict):
-            raise ConfigError(f"{source}: --set {item!r}: {'.'.join(parts[:depth + 1])} is not a mapping (it is {node!r})")
+            raise ConfigError(
+                f"{source}: --set {item!r}: {'.'.join(parts[: depth + 1])} is not a mapping (it is {node!r})"
+            )
         target = node
     target[parts[-1]] = value
 
@@ -209,7 +224,9 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     seeds = _parse_seeds(c, raw["seeds"])
     methods = _parse_methods(c, raw["methods"])
     for grid in methods:
-        conflict = precision_conflict(train.get("precision", "fp32"), method_class(grid.name), train.get("task_gradients", "auto"))
+        conflict = precision_conflict(
+            train.get("precision", "fp32"), method_class(grid.name), train.get("task_gradients", "auto")
+        )
         if conflict:
             c.fail("train.precision", train["precision"], f"{conflict} (methods.{grid.name})")
     resources = _parse_resources(c, raw.get("resources") or {})
@@ -232,14 +249,27 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     search = parse_search(c.fail, raw.get("search"), ranges)
     if scheduler.type == "seed_asha" and 0 < max_concurrent < len(seeds):
         c.fail(
-            "max_concurrent", max_concurrent,
+            "max_concurrent",
+            max_concurrent,
             f"is below the {len(seeds)} seeds: seed_asha pauses a configuration's seeds until all of them "
             "reach a rung, so all must be able to start; use 0 (no limit) or at least the number of seeds",
         )
     config = SweepConfig(
-        name=name, benchmark=benchmark_name, data=dict(benchmark.options), train=train, seeds=seeds,
-        methods=methods, resources=resources, scheduler=scheduler, storage=storage, output=output,
-        max_failures=max_failures, max_concurrent=max_concurrent, wandb=wandb, source=source, search=search,
+        name=name,
+        benchmark=benchmark_name,
+        data=dict(benchmark.options),
+        train=train,
+        seeds=seeds,
+        methods=methods,
+        resources=resources,
+        scheduler=scheduler,
+        storage=storage,
+        output=output,
+        max_failures=max_failures,
+        max_concurrent=max_concurrent,
+        wandb=wandb,
+        source=source,
+        search=search,
     )
     if check_data:
         check_benchmark_data(config)
@@ -290,14 +320,22 @@ def _parse_methods(c: "_Checker", raw: Any) -> tuple[MethodGrid, ...]:
     if isinstance(raw, list) and all(isinstance(m, str) for m in raw):
         raw = {m: {} for m in raw}
     if not isinstance(raw, dict):
-        c.fail("methods", raw, "must map each method to its hyperparameter grid, e.g. {ls: {}, ntkmtl: {ntk_exp: [0.5, 1.0]}}")
+        c.fail(
+            "methods",
+            raw,
+            "must map each method to its hyperparameter grid, e.g. {ls: {}, ntkmtl: {ntk_exp: [0.5, 1.0]}}",
+        )
     if not raw:
         c.fail("methods", raw, f"is empty: give at least one method; valid: {', '.join(sorted(METHODS))}")
     grids = []
     for name, hparams in raw.items():
         path = f"methods.{name}"
         if name not in METHODS:
-            c.fail(path, hparams, f"is not a known method{_did_you_mean(name, METHODS)}; valid: {', '.join(sorted(METHODS))}")
+            c.fail(
+                path,
+                hparams,
+                f"is not a known method{_did_you_mean(name, METHODS)}; valid: {', '.join(sorted(METHODS))}",
+            )
         cls = method_class(name)
         if hparams is None:
             hparams = {}
@@ -307,11 +345,13 @@ def _parse_methods(c: "_Checker", raw: Any) -> tuple[MethodGrid, ...]:
         kinds = {h.name: h.kind for h in cls.all_hparams()}
         for hp, values in hparams.items():
             if isinstance(values, dict):
+
                 def check(value, hp=hp):
                     try:
                         return cls.validate_hparams({hp: value})[hp]
                     except ValueError as error:
                         c.fail(f"{path}.{hp}", values, str(error))
+
                 ranges[hp] = parse_range(c.fail, f"{path}.{hp}", values, check, kinds[hp])
                 continue
             values = values if isinstance(values, list) else [values]
@@ -350,13 +390,23 @@ def _parse_scheduler(c: "_Checker", raw: Any, benchmark: Any, epochs: int) -> Sc
     directions = {"val_delta_m": "min"}
     directions.update({f"val_{m.name}": "max" if m.higher_is_better else "min" for m in benchmark.metrics})
     if metric not in directions:
-        c.fail("scheduler.metric", metric, f"is not a validation metric of {benchmark.name!r}; valid: {', '.join(directions)}")
+        c.fail(
+            "scheduler.metric",
+            metric,
+            f"is not a validation metric of {benchmark.name!r}; valid: {', '.join(directions)}",
+        )
     mode = c.choice("scheduler.mode", raw.get("mode", directions[metric]), ("min", "max"))
     if mode != directions[metric]:
-        c.fail("scheduler.mode", mode, f"contradicts {metric}, which is {'higher' if directions[metric] == 'max' else 'lower'} is better; use mode: {directions[metric]}")
+        c.fail(
+            "scheduler.mode",
+            mode,
+            f"contradicts {metric}, which is {'higher' if directions[metric] == 'max' else 'lower'} is better; use mode: {directions[metric]}",
+        )
     grace = c.integer("scheduler.grace_period", raw.get("grace_period", 1), low=1)
     if grace > epochs:
-        c.fail("scheduler.grace_period", grace, f"exceeds the {epochs} epochs of a trial, so nothing could ever be stopped")
+        c.fail(
+            "scheduler.grace_period", grace, f"exceeds the {epochs} epochs of a trial, so nothing could ever be stopped"
+        )
     factor = c.number("scheduler.reduction_factor", raw.get("reduction_factor", 2), low=1.0, low_open=True)
     return SchedulerConfig(type=kind, metric=metric, mode=mode, grace_period=grace, reduction_factor=factor)
 
@@ -374,7 +424,8 @@ def _parse_wandb(c: "_Checker", raw: Any) -> WandbConfig:
     mode = c.choice("wandb.mode", os.environ.get("WANDB_MODE") or raw.get("mode", "offline"), WANDB_MODES)
     if enabled and mode == "online" and not api_key_present():
         c.fail(
-            "wandb.mode", mode,
+            "wandb.mode",
+            mode,
             "needs a W&B API key, and none was found (WANDB_API_KEY or `wandb login`); "
             "use mode: offline (then `wandb sync` later) or set the key",
         )
@@ -400,7 +451,11 @@ class _Checker:
             for key in value:
                 if key not in valid_keys:
                     full = f"{path}.{key}" if path else str(key)
-                    self.fail(full, value[key], f"unknown key {key!r}{_did_you_mean(key, valid_keys)}; valid keys: {', '.join(valid_keys) or 'none'}")
+                    self.fail(
+                        full,
+                        value[key],
+                        f"unknown key {key!r}{_did_you_mean(key, valid_keys)}; valid keys: {', '.join(valid_keys) or 'none'}",
+                    )
         return value
 
     def string(self, path: str, value: Any) -> str:
@@ -420,8 +475,10 @@ class _Checker:
 
     def integer(self, path: str, value: Any, low: int | None = None, high: int | None = None, why: str = "") -> int:
         whole = (
-            not isinstance(value, bool) and isinstance(value, (int, float))
-            and math.isfinite(value) and float(value) == int(value)
+            not isinstance(value, bool)
+            and isinstance(value, (int, float))
+            and math.isfinite(value)
+            and float(value) == int(value)
         )
         if not whole:
             self.fail(path, value, "must be an integer" + (f" >= {low}" if low is not None else ""))

@@ -22,6 +22,7 @@ every key of the epoch record in the order it first appears, typed by its declar
 Read with ``read_results(path)`` (pandas), ``pyarrow.parquet.read_table(path)`` or DuckDB:
 ``SELECT * FROM read_parquet('<output>/*.parquet', union_by_name=true)``.
 """
+
 from __future__ import annotations
 
 import glob
@@ -73,17 +74,24 @@ class ParquetExporter:
     def add_record(self, trial_id: str, spec: Mapping[str, Any], record: Mapping[str, Any]) -> None:
         """Store one epoch record of a trial (replacing that epoch, dropping later ones) and write."""
         rows = self._load(trial_id)
-        self._log(trial_id, {"add": {k: spec[k] for k in ("config_id", "method", "hparams", "seed")}, "record": dict(record)})
+        self._log(
+            trial_id, {"add": {k: spec[k] for k in ("config_id", "method", "hparams", "seed")}, "record": dict(record)}
+        )
         self._apply(trial_id, rows, spec, record)
         self._write(trial_id)
 
-    def _apply(self, trial_id: str, rows: dict[int, dict[str, Any]], spec: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    def _apply(
+        self, trial_id: str, rows: dict[int, dict[str, Any]], spec: Mapping[str, Any], record: Mapping[str, Any]
+    ) -> None:
         epoch = int(record["epoch"])
         for later in [e for e in rows if e > epoch]:
             del rows[later]
         row = {
-            "sweep": self.sweep, "trial_id": trial_id, "config_id": spec["config_id"],
-            "benchmark": self.benchmark, "method": spec["method"],
+            "sweep": self.sweep,
+            "trial_id": trial_id,
+            "config_id": spec["config_id"],
+            "benchmark": self.benchmark,
+            "method": spec["method"],
         }
         for name in self.hparam_kinds:
             row[f"hp_{name}"] = spec["hparams"].get(name)
@@ -204,7 +212,9 @@ def result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list
         else:
             matches = sorted(Path(p) for p in glob.glob(str(path)) if not Path(p).name.startswith("."))
             if not matches:
-                raise ValueError(f"results path {str(path)!r} does not exist (expected a sweep's output directory or a .parquet file)")
+                raise ValueError(
+                    f"results path {str(path)!r} does not exist (expected a sweep's output directory or a .parquet file)"
+                )
             files += matches
     return files
 
@@ -221,8 +231,12 @@ def read_results(paths: str | os.PathLike | Iterable[str | os.PathLike]):
         try:
             tables.append(pq.read_table(f))
         except (OSError, ValueError, pa.ArrowException) as error:
-            print(f"warning: {f} is not a readable Parquet file and is left out ({' '.join(str(error).split())[:120]}); "
-                  "--resume of its sweep rebuilds it", file=sys.stderr, flush=True)
+            print(
+                f"warning: {f} is not a readable Parquet file and is left out ({' '.join(str(error).split())[:120]}); "
+                "--resume of its sweep rebuilds it",
+                file=sys.stderr,
+                flush=True,
+            )
     if not tables:
         raise ValueError(f"no readable .parquet file under {paths!r}")
     frames = [t.to_pandas() for t in tables if t.num_rows]

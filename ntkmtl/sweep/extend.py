@@ -24,6 +24,7 @@ Ray experiments, so that ``--resume`` continues the newest one, and its fingerpr
 settings of ``identity.py``: what ``--resume`` may not change; an extension records its grown
 config's). It marks the output directory as the sweep's. Plain Python, no Ray.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,15 +68,22 @@ def read_record(cfg: SweepConfig) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ExtendError(f"{path}: not a readable sweep record ({error}); move it away to extend by the rows alone") from None
+        raise ExtendError(
+            f"{path}: not a readable sweep record ({error}); move it away to extend by the rows alone"
+        ) from None
 
 
 def write_record(cfg: SweepConfig, experiments: list[str]) -> None:
     """Write the record atomically (a crash never leaves half a file)."""
     path = record_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"sweep": cfg.name, **json.loads(json.dumps(settings(cfg), default=str)), "experiments": experiments,
-            "fingerprint": fingerprint(cfg), "trials": trial_settings(cfg)}
+    data = {
+        "sweep": cfg.name,
+        **json.loads(json.dumps(settings(cfg), default=str)),
+        "experiments": experiments,
+        "fingerprint": fingerprint(cfg),
+        "trials": trial_settings(cfg),
+    }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -125,8 +133,9 @@ def _hparams(row: pd.Series, method: str, benchmark: str) -> dict[str, Any]:
     """A trial's complete hyperparameters, read back from its ``hp_`` columns."""
     names = list(benchmark_class(benchmark).method_hparams(method, {}))
     values = {n: row[f"hp_{n}"] for n in names if f"hp_{n}" in row and not pd.isna(row[f"hp_{n}"])}
-    return benchmark_class(benchmark).method_hparams(method, {k: v.item() if hasattr(v, "item") else v
-                                                             for k, v in values.items()})
+    return benchmark_class(benchmark).method_hparams(
+        method, {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}
+    )
 
 
 def plan_extension(cfg: SweepConfig) -> Extension:
@@ -138,14 +147,19 @@ def plan_extension(cfg: SweepConfig) -> Extension:
             raise ExtendError(
                 f"--extend: sweep {cfg.name!r} was run with other settings ({'; '.join(changed)}), which would change "
                 f"what its existing trials mean; give this config a new sweep name (--set name=NEW_NAME) to run it "
-                f"separately, or restore the old values")
+                f"separately, or restore the old values"
+            )
     rows, trials = _rows(cfg)
     if trials.empty:
-        raise ExtendError(f"--extend: sweep {cfg.name!r} has no rows in {cfg.output} to extend; run it without --extend")
+        raise ExtendError(
+            f"--extend: sweep {cfg.name!r} has no rows in {cfg.output} to extend; run it without --extend"
+        )
     running = trials[~trials["status"].isin(REUSED_STATUSES + ("errored",))]
     if len(running):
-        raise ExtendError(f"--extend: {len(running)} trial(s) of sweep {cfg.name!r} are unfinished "
-                          f"({', '.join(running['trial_id'][:3])}…); finish them first with --resume")
+        raise ExtendError(
+            f"--extend: {len(running)} trial(s) of sweep {cfg.name!r} are unfinished "
+            f"({', '.join(running['trial_id'][:3])}…); finish them first with --resume"
+        )
     grid = build_plan(cfg)
     if record is None:  # a sweep from before records: the identities themselves must still match
         by_hp = {(s.method, json.dumps(s.hparams, sort_keys=True, default=str)): s.config_id for s in grid}
@@ -155,7 +169,8 @@ def plan_extension(cfg: SweepConfig) -> Extension:
                 raise ExtendError(
                     f"--extend: sweep {cfg.name!r} has rows of {row['method']} with other benchmark, data or training "
                     f"settings (config_id {row['config_id']}, now {by_hp[key]}); give this config a new sweep name "
-                    "(--set name=NEW_NAME)")
+                    "(--set name=NEW_NAME)"
+                )
     done = trials[trials["status"].isin(REUSED_STATUSES)]
     done_ids = {(r["config_id"], int(r["seed"])): r for _, r in done.iterrows()}
     stop_after = _decided_epochs(trials, cfg.epochs)
@@ -165,34 +180,60 @@ def plan_extension(cfg: SweepConfig) -> Extension:
     history: dict[str, list[tuple[dict[str, Any], float]]] = {}
     new_samples: dict[str, int] = {}
     for method in (m for m in cfg.methods if m.ranges):
-        samples = trials[(trials["method"] == method.name) & trials.get("search", pd.Series(index=trials.index)).notna()]
+        samples = trials[
+            (trials["method"] == method.name) & trials.get("search", pd.Series(index=trials.index)).notna()
+        ]
         samples = samples.drop_duplicates("config_id")
         for _, row in samples.iterrows():
             hparams = _hparams(row, method.name, cfg.benchmark)
             swept = {k: hparams[k] for k in (*method.ranges, *method.grid) if k in hparams}
-            wanted += [TrialSpec(str(row["config_id"]), method.name, hparams, swept, seed, len(cfg.seeds), str(row["search"]))
-                       for seed in cfg.seeds]
-        history[method.name] = [(j["searched"], j["objective"]) for j in judged
-                                if j["method"] == method.name and math.isfinite(j["objective"])]
+            wanted += [
+                TrialSpec(str(row["config_id"]), method.name, hparams, swept, seed, len(cfg.seeds), str(row["search"]))
+                for seed in cfg.seeds
+            ]
+        history[method.name] = [
+            (j["searched"], j["objective"])
+            for j in judged
+            if j["method"] == method.name and math.isfinite(j["objective"])
+        ]
         new_samples[method.name] = max(0, cfg.search.samples - len(samples)) if cfg.search else 0
 
     run, reused = [], []
     for spec in wanted:
         found = done_ids.get((spec.config_id, spec.seed))
         if found is not None:
-            reused.append({"config_id": spec.config_id, "seed": spec.seed, "label": spec.label,
-                           "status": found["status"], "trial_id": found["trial_id"]})
+            reused.append(
+                {
+                    "config_id": spec.config_id,
+                    "seed": spec.seed,
+                    "label": spec.label,
+                    "status": found["status"],
+                    "trial_id": found["trial_id"],
+                }
+            )
         else:
             run.append(spec)
     counts = pd.Series([s.config_id for s in run]).value_counts().to_dict() if run else {}
     run = [replace(s, n_seeds=int(counts[s.config_id]), stop_after=stop_after.get(s.config_id)) for s in run]
     wanted_ids = {(s.config_id, s.seed) for s in wanted}
-    kept = [{"config_id": c, "seed": s, "label": r["method"], "status": r["status"], "trial_id": r["trial_id"]}
-            for (c, s), r in done_ids.items() if (c, s) not in wanted_ids]
+    kept = [
+        {"config_id": c, "seed": s, "label": r["method"], "status": r["status"], "trial_id": r["trial_id"]}
+        for (c, s), r in done_ids.items()
+        if (c, s) not in wanted_ids
+    ]
     names = experiments(cfg)
     experiment = f"{cfg.name}-extend{len(names)}"
-    return Extension(experiment, names + [experiment], run, reused, kept, new_samples, history,
-                     _rung_means(cfg, rows, trials), tuple(cfg.seeds))
+    return Extension(
+        experiment,
+        names + [experiment],
+        run,
+        reused,
+        kept,
+        new_samples,
+        history,
+        _rung_means(cfg, rows, trials),
+        tuple(cfg.seeds),
+    )
 
 
 def _decided_epochs(trials: pd.DataFrame, epochs: int) -> dict[str, int]:
@@ -214,13 +255,23 @@ def judged_samples(cfg: SweepConfig) -> list[dict[str, Any]]:
         searched = trials[(trials["method"] == method.name) & trials["search"].notna()]
         for cid, seeds in searched.groupby("config_id", sort=False):
             used = seeds[seeds["status"].isin(USED_STATUSES)]
-            values = [best(rows.loc[rows["trial_id"] == t, metric].dropna(), default=math.nan) for t in used["trial_id"]]
+            values = [
+                best(rows.loc[rows["trial_id"] == t, metric].dropna(), default=math.nan) for t in used["trial_id"]
+            ]
             values = [v for v in values if math.isfinite(v)]
             hparams = _hparams(seeds.iloc[0], method.name, cfg.benchmark)
             params = {k: hparams[k] for k in (*method.ranges, *(k for k, v in method.grid.items() if len(v) > 1))}
-            out.append({"method": method.name, "config_id": str(cid), "hparams": hparams, "searched": params,
-                        "objective": sum(values) / len(values) if values else math.nan,
-                        "seeds_used": len(values), "metric": metric})
+            out.append(
+                {
+                    "method": method.name,
+                    "config_id": str(cid),
+                    "hparams": hparams,
+                    "searched": params,
+                    "objective": sum(values) / len(values) if values else math.nan,
+                    "seeds_used": len(values),
+                    "metric": metric,
+                }
+            )
     return out
 
 
@@ -241,20 +292,34 @@ def _rung_means(cfg: SweepConfig, rows: pd.DataFrame, trials: pd.DataFrame) -> d
 
 def extension_table(cfg: SweepConfig, ext: Extension) -> str:
     """``--dry-run --extend``: what would run and what is reused."""
-    lines = [f"extend sweep {cfg.name!r} ({cfg.source}) into {cfg.output} as Ray experiment {ext.experiment!r}: "
-             f"{len(ext.run)} trials to run" + (f" + {ext.sampled_trials} sampled by the search" if ext.sampled_trials else "")
-             + f", {len(ext.reused)} reused" + (f", {len(ext.kept)} kept that the config no longer has" if ext.kept else ""),
-             "", "action  config_id   seed  trial"]
+    lines = [
+        f"extend sweep {cfg.name!r} ({cfg.source}) into {cfg.output} as Ray experiment {ext.experiment!r}: "
+        f"{len(ext.run)} trials to run"
+        + (f" + {ext.sampled_trials} sampled by the search" if ext.sampled_trials else "")
+        + f", {len(ext.reused)} reused"
+        + (f", {len(ext.kept)} kept that the config no longer has" if ext.kept else ""),
+        "",
+        "action  config_id   seed  trial",
+    ]
     for spec in ext.run:
-        stop = f"  (stops after epoch {spec.stop_after}, as its configuration's seeds)" if spec.stop_after and spec.stop_after < cfg.epochs else ""
+        stop = (
+            f"  (stops after epoch {spec.stop_after}, as its configuration's seeds)"
+            if spec.stop_after and spec.stop_after < cfg.epochs
+            else ""
+        )
         lines.append(f"run     {spec.config_id}  {spec.seed:>4}  {spec.label}{stop}")
     for method, n in ext.new_samples.items():
         if n:
-            lines.append(f"run     (search)    {n} new samples x {len(ext.seeds)} seeds of {method}, "
-                         f"after its {len(ext.history.get(method, []))} judged samples")
+            lines.append(
+                f"run     (search)    {n} new samples x {len(ext.seeds)} seeds of {method}, "
+                f"after its {len(ext.history.get(method, []))} judged samples"
+            )
     for item in ext.reused:
-        lines.append(f"reuse   {item['config_id']}  {item['seed']:>4}  {item['label']}  ({item['status']}, trial {item['trial_id']})")
+        lines.append(
+            f"reuse   {item['config_id']}  {item['seed']:>4}  {item['label']}  ({item['status']}, trial {item['trial_id']})"
+        )
     for item in ext.kept:
-        lines.append(f"keep    {item['config_id']}  {item['seed']:>4}  {item['label']}  ({item['status']}, not in the config)")
+        lines.append(
+            f"keep    {item['config_id']}  {item['seed']:>4}  {item['label']}  ({item['status']}, not in the config)"
+        )
     return "\n".join(lines)
-

@@ -15,6 +15,7 @@ The environment variable ``NTKMTL_INJECT`` in the driver holds a comma-separated
 The first three act in the trial (``trainable.py``), the last in the driver (``callbacks.py``).
 Plain Python, no Ray.
 """
+
 from __future__ import annotations
 
 import errno
@@ -55,7 +56,8 @@ def parse_faults(text: str | None) -> list[Fault]:
 def matching(faults: list[dict], run_name: str, epoch: int, kinds: tuple[str, ...]) -> list[dict]:
     """The faults (as dicts) of ``kinds`` that apply to this trial name and epoch."""
     return [
-        f for f in faults
+        f
+        for f in faults
         if f["kind"] in kinds and f["epoch"] in (epoch, -1) and fnmatch.fnmatch(run_name, f["pattern"])
     ]
 

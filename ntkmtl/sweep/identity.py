@@ -19,6 +19,7 @@ is stale, and taken over, when its driver ran on this host and its pid is gone, 
 heartbeat is older than ``STALE_S`` (a driver on another host that died). Local paths and buckets
 alike (``storefiles``). Plain Python, no Ray.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,12 +53,20 @@ class SweepError(ValueError):
 # -- fingerprint ----------------------------------------------------------------------------------------
 def trial_settings(cfg: SweepConfig) -> dict[str, Any]:
     """Everything that defines the sweep's trials (JSON-safe, keys sorted by json.dumps)."""
-    methods = {m.name: {"grid": {k: list(v) for k, v in m.grid.items()},
-                        **({"ranges": {k: asdict(r) for k, r in m.ranges.items()}} if m.ranges else {})}
-               for m in cfg.methods}
+    methods = {
+        m.name: {
+            "grid": {k: list(v) for k, v in m.grid.items()},
+            **({"ranges": {k: asdict(r) for k, r in m.ranges.items()}} if m.ranges else {}),
+        }
+        for m in cfg.methods
+    }
     settings = {
-        "benchmark": cfg.benchmark, "data": cfg.data, "train": cfg.train, "seeds": list(cfg.seeds),
-        "methods": methods, "scheduler": asdict(cfg.scheduler),
+        "benchmark": cfg.benchmark,
+        "data": cfg.data,
+        "train": cfg.train,
+        "seeds": list(cfg.seeds),
+        "methods": methods,
+        "scheduler": asdict(cfg.scheduler),
         "search": asdict(cfg.search) if cfg.search is not None else None,
         "output": str(Path(cfg.output).expanduser().absolute()),
     }
@@ -86,7 +95,12 @@ def identity_path(location: StorageLocation, name: str) -> str:
 
 
 def write_identity(cfg: SweepConfig, location: StorageLocation, experiments: list[str]) -> None:
-    data = {"sweep": cfg.name, "fingerprint": fingerprint(cfg), "trials": trial_settings(cfg), "experiments": experiments}
+    data = {
+        "sweep": cfg.name,
+        "fingerprint": fingerprint(cfg),
+        "trials": trial_settings(cfg),
+        "experiments": experiments,
+    }
     storefiles.write_json(location.filesystem, identity_path(location, cfg.name), data)
 
 
@@ -104,7 +118,8 @@ def check_resume_identity(cfg: SweepConfig, location: StorageLocation, record: d
         raise SweepError(
             f"--resume: sweep {cfg.name!r} was started with another config (changed: {'; '.join(changed)}); a resume "
             f"continues the same trials, so only {', '.join(RUN_SETTINGS)} may change: restore these values, run the "
-            "changed config as a new sweep (--set name=NEW_NAME), or, once it has finished, grow it with --extend")
+            "changed config as a new sweep (--set name=NEW_NAME), or, once it has finished, grow it with --extend"
+        )
 
 
 # -- ownership of the output ------------------------------------------------------------------------------
@@ -119,17 +134,20 @@ def check_output_owner(cfg: SweepConfig, fresh: bool) -> None:
             raise SweepError(
                 f"output {output} belongs to sweep {other!r} (its record {record.name}); one directory holds one "
                 f"sweep's results: give sweep {cfg.name!r} its own output (--set output=NEW_DIR), or continue "
-                f"{other!r} under its own name")
+                f"{other!r} under its own name"
+            )
     names = _sweeps_in(output)
     others = sorted(names - {cfg.name})
     if others:
         raise SweepError(
             f"output {output} holds rows of sweep {others[0]!r}; one directory holds one sweep's results: give "
-            f"sweep {cfg.name!r} its own output (--set output=NEW_DIR)")
+            f"sweep {cfg.name!r} its own output (--set output=NEW_DIR)"
+        )
     if fresh and cfg.name in names:
         raise SweepError(
             f"output {output} already holds rows of sweep {cfg.name!r} but its Ray experiment is not in this storage: "
-            "continue it with --resume (same storage), grow it with --extend, or choose another output")
+            "continue it with --resume (same storage), grow it with --extend, or choose another output"
+        )
 
 
 def _sweeps_in(output: Path) -> set[str]:
@@ -161,8 +179,10 @@ class DriverLock:
             reason = stale_reason(held)
             if reason is None:
                 raise SweepError(self.refusal(held))
-            self.taken_over = (f"lock: took over the stale lock of sweep {self.name!r} (driver pid {held.get('pid')} on "
-                               f"{held.get('host')}: {reason})")
+            self.taken_over = (
+                f"lock: took over the stale lock of sweep {self.name!r} (driver pid {held.get('pid')} on "
+                f"{held.get('host')}: {reason})"
+            )
         self._write(started=time.time())
         time.sleep(0.2)  # a racing driver wrote after us: the last writer wins, the other one stops
         again = self._read()
@@ -175,9 +195,11 @@ class DriverLock:
     def refusal(self, held: dict[str, Any]) -> str:
         age = time.time() - float(held.get("heartbeat") or 0)
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(held.get("started") or 0)))
-        return (f"sweep {self.name!r} is already running: driver pid {held.get('pid')} on host {held.get('host')} holds "
-                f"its lock {self.location.uri(self.name, LOCK_FILE)} (since {started}, heartbeat {age:.0f} s ago); a "
-                "second driver would run its trials twice: wait for it to end, or stop it (Ctrl-C) and then --resume")
+        return (
+            f"sweep {self.name!r} is already running: driver pid {held.get('pid')} on host {held.get('host')} holds "
+            f"its lock {self.location.uri(self.name, LOCK_FILE)} (since {started}, heartbeat {age:.0f} s ago); a "
+            "second driver would run its trials twice: wait for it to end, or stop it (Ctrl-C) and then --resume"
+        )
 
     def release(self) -> None:
         self._stop.set()
@@ -196,10 +218,18 @@ class DriverLock:
 
     def _write(self, started: float) -> None:
         self._started = started
-        storefiles.write_json(self.location.filesystem, self.path, {
-            "sweep": self.name, "host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-            "started": started, "heartbeat": time.time(),
-        })
+        storefiles.write_json(
+            self.location.filesystem,
+            self.path,
+            {
+                "sweep": self.name,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "token": self.token,
+                "started": started,
+                "heartbeat": time.time(),
+            },
+        )
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):

@@ -11,6 +11,7 @@ experiment state), otherwise ``KeyboardInterrupt``. ``ray.init`` replaces SIGTER
 does nothing unless ``arm()`` was called, so library users keep their own handlers.
 ``disarm()`` restores the handler ``arm()`` found. ``exit_code()`` is the shell's convention for the stopping signal: 143 after SIGTERM, else 130.
 """
+
 from __future__ import annotations
 
 import signal

@@ -13,6 +13,7 @@ the rest of the reserve leaves room for files named after the sweep later. ``pat
 checks the components of a local ``output`` or ``storage`` path the same way and the whole path
 against ``PATH_MAX`` (4096 bytes on Linux) with room for what goes below it.
 """
+
 from __future__ import annotations
 
 import os

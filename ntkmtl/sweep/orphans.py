@@ -8,6 +8,7 @@ exporter wrote for the lost trial as its epochs arrived would stay next to the r
 so ``--resume`` removes it before the resumed driver starts: the resumed sweep ends with the rows
 of an uninterrupted one, each once.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,6 +49,9 @@ def drop_lost_trials(location: StorageLocation, experiments: list[str], sweep: s
     for path in lost:
         path.unlink()
     if lost:
-        print(f"resume: {len(lost)} trial(s) had started after Ray's last experiment snapshot and run again "
-              f"from the start (their partial rows are replaced): {', '.join(p.stem for p in lost)}", flush=True)
+        print(
+            f"resume: {len(lost)} trial(s) had started after Ray's last experiment snapshot and run again "
+            f"from the start (their partial rows are replaced): {', '.join(p.stem for p in lost)}",
+            flush=True,
+        )
     return len(lost)

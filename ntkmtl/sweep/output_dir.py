@@ -12,6 +12,7 @@ second with one line instead of a traceback after Ray started and left a stub ex
 ``free_space_problem(path, what)`` is the free-space check alone, shared with local storage.
 ``OutputError`` is a ``ValueError``, so the CLI prints it as ``error: …`` and exits 2.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,7 +61,7 @@ def check_output(output: str | os.PathLike) -> Path:
 
 
 def free_space_problem(directory: str | os.PathLike) -> str | None:
-    """"only X MiB free on its filesystem (at least … needed)" when below MIN_FREE_BYTES, else None."""
+    """ "only X MiB free on its filesystem (at least … needed)" when below MIN_FREE_BYTES, else None."""
     free = shutil.disk_usage(directory).free
     if free >= MIN_FREE_BYTES:
         return None

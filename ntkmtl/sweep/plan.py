@@ -7,6 +7,7 @@ set-up, method and its complete hyperparameters), stable across runs and machine
 different sweeps can be joined and the seed-aware scheduler can group seeds. ``dry_run_table``
 is what ``--dry-run`` prints: counts per method, epochs, resources and expected concurrency.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,8 +59,11 @@ class TrialSpec:
 def config_id(cfg: SweepConfig, method: str, hparams: dict[str, Any]) -> str:
     """A 10-hex-digit hash of the configuration (everything but the seed)."""
     identity = {
-        "benchmark": cfg.benchmark, "data": cfg.data, "train": cfg.train,
-        "method": method, "hparams": hparams,
+        "benchmark": cfg.benchmark,
+        "data": cfg.data,
+        "train": cfg.train,
+        "method": method,
+        "hparams": hparams,
     }
     text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
@@ -123,9 +127,13 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
     for grid in (m for m in cfg.methods if m.ranges):
         assert cfg.search is not None  # parse_search requires a search section when a method has ranges
         n = cfg.search.samples
-        lines.append(f"{grid.name:<{width}}  {n:>14}  {n * len(cfg.seeds):>6}  {n * len(cfg.seeds) * epochs:>6}  (search)")
+        lines.append(
+            f"{grid.name:<{width}}  {n:>14}  {n * len(cfg.seeds):>6}  {n * len(cfg.seeds) * epochs:>6}  (search)"
+        )
     total = len(specs) + searches
-    lines.append(f"{'total':<{width}}  {sum(configs.values()) + searches // len(cfg.seeds):>14}  {total:>6}  {total * epochs:>6}")
+    lines.append(
+        f"{'total':<{width}}  {sum(configs.values()) + searches // len(cfg.seeds):>14}  {total:>6}  {total * epochs:>6}"
+    )
     gpu = cfg.resources.gpu_for(cfg.benchmark, gpus)
     gpu_text = "auto" if cfg.resources.gpu is None else f"{cfg.resources.gpu:g}"
     concurrency = expected_concurrency(cfg, total, cpus, gpus)
@@ -136,8 +144,9 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
         f"this machine: {cpus:g} CPUs, {gpus:g} GPUs -> {concurrency} trials at once"
         + (f" (max_concurrent {cfg.max_concurrent})" if cfg.max_concurrent else "")
         + (" (a trial does not fit here: run it on a cluster with --address)" if concurrency == 0 else ""),
-        "scheduler: none (every trial runs all its epochs)" if s.type == "none" else
-        f"scheduler: {s.type} on {s.metric} ({s.mode}), grace period {s.grace_period}, reduction factor "
+        "scheduler: none (every trial runs all its epochs)"
+        if s.type == "none"
+        else f"scheduler: {s.type} on {s.metric} ({s.mode}), grace period {s.grace_period}, reduction factor "
         f"{s.reduction_factor:g}: the epoch counts above are an upper bound",
         f"storage: {cfg.storage or '~/ray_results'}  output: {cfg.output}  max_failures: {cfg.max_failures}"
         + (f"  wandb: {cfg.wandb.project} ({cfg.wandb.mode})" if cfg.wandb.enabled else ""),
@@ -161,13 +170,17 @@ def cluster_gpu_warning(cfg: SweepConfig, address: str, node_gpus: list[float]) 
     if any(g > 0 for g in node_gpus):
         return None
     if cfg.resources.gpu is None:
-        return (f"warning: the Ray cluster at {address} reports no GPU on any of its {len(node_gpus)} node(s): "
-                "resources.gpu is auto, so every trial runs on CPU; to use GPU workers that are still starting "
-                "or added by the autoscaler, request them, e.g. --set resources.gpu=0.25")
+        return (
+            f"warning: the Ray cluster at {address} reports no GPU on any of its {len(node_gpus)} node(s): "
+            "resources.gpu is auto, so every trial runs on CPU; to use GPU workers that are still starting "
+            "or added by the autoscaler, request them, e.g. --set resources.gpu=0.25"
+        )
     if cfg.resources.gpu > 0:
-        return (f"warning: resources.gpu={cfg.resources.gpu:g} but the Ray cluster at {address} reports no GPU on "
-                f"any of its {len(node_gpus)} node(s): trials stay pending until a node with a GPU joins "
-                "(an autoscaler adds one); on a fixed cluster stop with Ctrl-C and set resources.gpu: auto or 0")
+        return (
+            f"warning: resources.gpu={cfg.resources.gpu:g} but the Ray cluster at {address} reports no GPU on "
+            f"any of its {len(node_gpus)} node(s): trials stay pending until a node with a GPU joins "
+            "(an autoscaler adds one); on a fixed cluster stop with Ctrl-C and set resources.gpu: auto or 0"
+        )
     return None
 
 

@@ -16,6 +16,7 @@
 
 ``quiet_for_cli()`` applies all three in the driver; the CLI calls it before the sweep starts.
 """
+
 from __future__ import annotations
 
 import logging

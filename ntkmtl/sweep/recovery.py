@@ -11,6 +11,7 @@ trial is rewritten too, and rows a failed write left out come back. A corrupt fi
 other copy is moved aside (``.<trial_id>.parquet.corrupt``) and named in one line. Nothing
 stops the resume. Plain Python, no Ray (the conversion of a Ray result is passed in).
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,15 @@ def ray_entries(location: StorageLocation, path: str, record_of: Callable[[dict,
     return entries
 
 
-def repair_output(output: str, sweep: str, benchmark: str, kinds: dict[str, type], location: StorageLocation | None,
-                  experiments: list[str], record_of: Callable[[dict, dict], dict]) -> list[str]:
+def repair_output(
+    output: str,
+    sweep: str,
+    benchmark: str,
+    kinds: dict[str, type],
+    location: StorageLocation | None,
+    experiments: list[str],
+    record_of: Callable[[dict, dict], dict],
+) -> list[str]:
     """Verify and rebuild the sweep's trial files; return the lines it printed (one per kind of event)."""
     directory = Path(output).expanduser()
     ray_logs = result_logs(location, experiments)
@@ -89,9 +97,17 @@ def repair_output(output: str, sweep: str, benchmark: str, kinds: dict[str, type
             if current and current[0].get("sweep") != sweep:
                 continue  # another sweep's file (ownership is checked before)
         best = None
-        for source, read in (("row log", lambda: exporter.read_log(trial_id)),
-                             ("Ray result log", lambda: ray_entries(location, ray_logs[trial_id], record_of)
-                              if location is not None and trial_id in ray_logs else [])):
+        for source, read in (
+            ("row log", lambda: exporter.read_log(trial_id)),
+            (
+                "Ray result log",
+                lambda: (
+                    ray_entries(location, ray_logs[trial_id], record_of)
+                    if location is not None and trial_id in ray_logs
+                    else []
+                ),
+            ),
+        ):
             entries = read()
             n = len(exporter.replay(trial_id, entries)) if entries else 0
             if n and (best is None or n > best[1]):
@@ -105,13 +121,17 @@ def repair_output(output: str, sweep: str, benchmark: str, kinds: dict[str, type
         elif problem is not None:
             aside = path.with_name(f".{path.name}.corrupt")
             path.replace(aside)
-            lost.append(f"{trial_id} ({problem}; moved to {aside.name}; no row log or Ray result log holds its rows, "
-                        "so they are lost; Ray continues the trial from its checkpoint)")
+            lost.append(
+                f"{trial_id} ({problem}; moved to {aside.name}; no row log or Ray result log holds its rows, "
+                "so they are lost; Ray continues the trial from its checkpoint)"
+            )
     lines = []
     if rebuilt:
         lines.append(f"resume: rebuilt {len(rebuilt)} trial file(s) in {directory}: {', '.join(rebuilt)}")
     if lost:
-        lines.append(f"resume: {len(lost)} corrupt trial file(s) in {directory} could not be rebuilt: {', '.join(lost)}")
+        lines.append(
+            f"resume: {len(lost)} corrupt trial file(s) in {directory} could not be rebuilt: {', '.join(lost)}"
+        )
     for line in lines:
         print(line, flush=True)
     return lines

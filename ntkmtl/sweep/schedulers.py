@@ -14,6 +14,7 @@ Ray restores every unfinished trial as PENDING from its last snapshot: a restore
 already reported a rung still open is held until its configuration is decided, and one whose
 configuration was stopped at a rung it reached is stopped instead of being run again.
 """
+
 from __future__ import annotations
 
 import pyarrow.fs
@@ -39,8 +40,16 @@ class SeedAwareASHA(FIFOScheduler):
 
     _supports_buffered_results = False
 
-    def __init__(self, metric: str, mode: str, grace_period: int, reduction_factor: float, max_t: int,
-                 prefill: dict[int, dict[str, float]] | None = None, group_seeds: bool = True):
+    def __init__(
+        self,
+        metric: str,
+        mode: str,
+        grace_period: int,
+        reduction_factor: float,
+        max_t: int,
+        prefill: dict[int, dict[str, float]] | None = None,
+        group_seeds: bool = True,
+    ):
         super().__init__()
         self._metric, self._mode = metric, mode
         self._sign = 1.0 if mode == "max" else -1.0
@@ -50,7 +59,9 @@ class SeedAwareASHA(FIFOScheduler):
             self.halving.rungs.setdefault(milestone, {}).update(scores)
         self._trials: dict[str, RayTrial] = {}
         self._to_stop: set[str] = set()
-        self._journal: tuple[pyarrow.fs.FileSystem | None, str] | None = None  # (filesystem, path), found on the first trial
+        self._journal: tuple[pyarrow.fs.FileSystem | None, str] | None = (
+            None  # (filesystem, path), found on the first trial
+        )
         self._saved = 0
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -76,8 +87,7 @@ class SeedAwareASHA(FIFOScheduler):
         try:
             storefiles.write_json(filesystem, path, {"version": 1, "events": self.halving.events})
         except OSError as error:
-            storefiles.request_stop(f"storage: cannot write the scheduler journal {path}: "
-                                    f"{storefiles.describe(error)}")
+            storefiles.request_stop(f"storage: cannot write the scheduler journal {path}: {storefiles.describe(error)}")
             return
         self._saved = len(self.halving.events)
 
@@ -147,13 +157,17 @@ class SeedAwareASHA(FIFOScheduler):
         """Promoted seeds first (as in ASHA, a promoted trial goes on at once), then new trials."""
         self._stop_waiting(tune_controller)
         for trial in tune_controller.get_trials():
-            if (trial.status == RayTrial.PAUSED and trial_key(trial) not in self._to_stop
-                    and self.halving.is_released(trial_key(trial))):
+            if (
+                trial.status == RayTrial.PAUSED
+                and trial_key(trial) not in self._to_stop
+                and self.halving.is_released(trial_key(trial))
+            ):
                 return trial
         # in creation order (Ray requeues restored trials by their last result time): a resumed
         # sweep starts its trials in the order the uninterrupted one does
-        for trial in sorted((t for t in tune_controller.get_trials() if t.status == RayTrial.PENDING),
-                            key=lambda t: t.trial_id):
+        for trial in sorted(
+            (t for t in tune_controller.get_trials() if t.status == RayTrial.PENDING), key=lambda t: t.trial_id
+        ):
             state = self._restored_state(trial) if trial_key(trial) in self.halving.config_of else None
             if state == "stop":
                 tune_controller.stop_trial(trial)
@@ -171,6 +185,7 @@ def build_scheduler(cfg: SweepConfig, prefill: dict[int, dict[str, float]] | Non
     """The config's early stopping: ``asha``, ``seed_asha`` (both resumable) or none (FIFO)."""
     s = cfg.scheduler
     if s.type in ("asha", "seed_asha"):
-        return SeedAwareASHA(s.metric, s.mode, s.grace_period, s.reduction_factor, cfg.epochs, prefill,
-                             group_seeds=s.type == "seed_asha")
+        return SeedAwareASHA(
+            s.metric, s.mode, s.grace_period, s.reduction_factor, cfg.epochs, prefill, group_seeds=s.type == "seed_asha"
+        )
     return FIFOScheduler()

@@ -19,6 +19,7 @@ is ours and the sampling is Ray's:
 Early stopping composes: seed-aware ASHA stops or continues a sample's seeds together, and a
 stopped sample is judged on the best epochs it reached.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -60,8 +61,17 @@ def _sampler(kind: str, seed: int, startup: int):
 class SeedPairedSearch(Searcher):
     """One method's search: each sample runs every seed and is judged on their mean."""
 
-    def __init__(self, cfg: SweepConfig, grid: MethodGrid, metric: str, mode: str, concurrent_samples: int,
-                 seed_offset: int = 0, samples: int | None = None, history: list | None = None):
+    def __init__(
+        self,
+        cfg: SweepConfig,
+        grid: MethodGrid,
+        metric: str,
+        mode: str,
+        concurrent_samples: int,
+        seed_offset: int = 0,
+        samples: int | None = None,
+        history: list | None = None,
+    ):
         super().__init__(metric=metric, mode=mode)
         settings = cfg.search
         assert settings is not None
@@ -69,11 +79,14 @@ class SeedPairedSearch(Searcher):
         self.fixed = {name: values[0] for name, values in grid.grid.items() if len(values) == 1}
         self.n_samples, self.seeds = settings.samples if samples is None else samples, list(cfg.seeds)
         history = history or []  # an extension: (searched values, mean) of the samples judged before
-        inner = OptunaSearch(space=search_space(grid), metric=metric, mode=mode,
-                             sampler=_sampler(settings.type, settings.seed + seed_offset + len(history),
-                                              settings.startup_samples),
-                             points_to_evaluate=[p for p, _ in history] or None,
-                             evaluated_rewards=[v for _, v in history] or None)
+        inner = OptunaSearch(
+            space=search_space(grid),
+            metric=metric,
+            mode=mode,
+            sampler=_sampler(settings.type, settings.seed + seed_offset + len(history), settings.startup_samples),
+            points_to_evaluate=[p for p, _ in history] or None,
+            evaluated_rewards=[v for _, v in history] or None,
+        )
         self.searcher = ConcurrencyLimiter(inner, max_concurrent=max(1, concurrent_samples))
         self.started = 0
         self.pending: list[dict[str, Any]] = []  # trial specs of the current sample still to hand out
@@ -93,10 +106,19 @@ class SeedPairedSearch(Searcher):
             swept = {**self.fixed, **params}
             hparams = benchmark_class(self.cfg.benchmark).method_hparams(self.method, swept)  # as build_plan
             cid = config_id(self.cfg, self.method, hparams)
-            self.samples[key] = {"config_id": cid, "hparams": hparams, "searched": dict(params), "trials": {},
-                                 "best": {}, "ended": {}, "objective": None}
-            self.pending = [TrialSpec(cid, self.method, hparams, swept, seed, len(self.seeds), self.kind).to_dict()
-                            for seed in self.seeds]
+            self.samples[key] = {
+                "config_id": cid,
+                "hparams": hparams,
+                "searched": dict(params),
+                "trials": {},
+                "best": {},
+                "ended": {},
+                "objective": None,
+            }
+            self.pending = [
+                TrialSpec(cid, self.method, hparams, swept, seed, len(self.seeds), self.kind).to_dict()
+                for seed in self.seeds
+            ]
         spec = self.pending.pop(0)
         key = next(k for k, s in self.samples.items() if s["config_id"] == spec["config_id"])
         self.samples[key]["trials"][trial_id] = spec["seed"]
@@ -138,10 +160,20 @@ class SeedPairedSearch(Searcher):
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per judged sample: method, config_id, hyperparameters, objective, seeds used."""
-        return [{"method": self.method, "sample": key, "config_id": s["config_id"], "hparams": s["hparams"],
-                 "searched": s["searched"],
-                 "objective": s["objective"], "seeds_used": s.get("seeds_used", 0), "metric": self.metric}
-                for key, s in self.samples.items() if s["objective"] is not None]
+        return [
+            {
+                "method": self.method,
+                "sample": key,
+                "config_id": s["config_id"],
+                "hparams": s["hparams"],
+                "searched": s["searched"],
+                "objective": s["objective"],
+                "seeds_used": s.get("seeds_used", 0),
+                "metric": self.metric,
+            }
+            for key, s in self.samples.items()
+            if s["objective"] is not None
+        ]
 
 
 class SweepSearcher(Searcher):
@@ -191,18 +223,32 @@ class SweepSearcher(Searcher):
             self.__dict__.update(pickle.load(file))
 
 
-def build_searcher(cfg: SweepConfig, grid_specs: list[TrialSpec], concurrency: int,
-                   samples: dict[str, int] | None = None, history: dict[str, list] | None = None) -> SweepSearcher:
+def build_searcher(
+    cfg: SweepConfig,
+    grid_specs: list[TrialSpec],
+    concurrency: int,
+    samples: dict[str, int] | None = None,
+    history: dict[str, list] | None = None,
+) -> SweepSearcher:
     """The sweep's searcher; ``concurrency``: trials the cluster runs at once (for concurrent_samples 0).
     An extension passes the samples still to draw and the judged ones (``ntkmtl.sweep.extend``)."""
     assert cfg.search is not None
     per_method = cfg.search.concurrent_samples or max(1, concurrency // len(cfg.seeds))
     metric, mode = cfg.scheduler.metric, cfg.scheduler.mode
     searched = [m for m in cfg.methods if m.ranges and (samples is None or samples.get(m.name))]
-    searches = [SeedPairedSearch(cfg, grid, metric, mode, per_method, seed_offset=i,
-                                 samples=None if samples is None else samples[grid.name],
-                                 history=(history or {}).get(grid.name))
-                for i, grid in enumerate(searched)]
+    searches = [
+        SeedPairedSearch(
+            cfg,
+            grid,
+            metric,
+            mode,
+            per_method,
+            seed_offset=i,
+            samples=None if samples is None else samples[grid.name],
+            history=(history or {}).get(grid.name),
+        )
+        for i, grid in enumerate(searched)
+    ]
     return SweepSearcher(grid_specs, searches, metric, mode)
 
 
@@ -216,8 +262,9 @@ def load_summary(filesystem: Any, experiment_dir: str) -> list[dict[str, Any]]:
         infos = filesystem.get_file_info(pyarrow.fs.FileSelector(experiment_dir))
     except (OSError, FileNotFoundError):
         return []
-    states = sorted((i for i in infos if fnmatch.fnmatch(Path(i.path).name, STATE_FILE_PATTERN)),
-                    key=lambda i: i.mtime_ns or 0)
+    states = sorted(
+        (i for i in infos if fnmatch.fnmatch(Path(i.path).name, STATE_FILE_PATTERN)), key=lambda i: i.mtime_ns or 0
+    )
     if not states:
         return []
     with filesystem.open_input_stream(states[-1].path) as stream:
@@ -238,7 +285,9 @@ def format_search(rows: list[dict[str, Any]], mode: str) -> str:
             continue
         best = (min if mode == "min" else max)(judged, key=lambda r: r["objective"])
         swept = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["searched"].items())
-        lines.append(f"search {method}: {len(judged)} samples judged on the mean over seeds"
-                     + (f" ({failed} failed)" if failed else "")
-                     + f"; best {swept} ({best['metric']} {best['objective']:.2f}, mean over {best['seeds_used']} seeds)")
+        lines.append(
+            f"search {method}: {len(judged)} samples judged on the mean over seeds"
+            + (f" ({failed} failed)" if failed else "")
+            + f"; best {swept} ({best['metric']} {best['objective']:.2f}, mean over {best['seeds_used']} seeds)"
+        )
     return "\n".join(lines)

@@ -19,6 +19,7 @@ login``, the environment ``ray start`` ran in). What ntkmtl cannot remove — a 
 environment the user gave Ray (``ray job submit --runtime-env-json``) — is warned about.
 docs/SWEEP.md#secrets says how to keep Ray's session logs private.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,19 @@ import re
 import sys
 from typing import Any, Iterable, cast
 
-SECRET_WORDS = frozenset({
-    "KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "PRIVATE",
-})
+SECRET_WORDS = frozenset(
+    {
+        "KEY",
+        "APIKEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "PRIVATE",
+    }
+)
 """A variable looks secret when one of its ``_``-separated words is one of these."""
 
 DOCS = "docs/SWEEP.md#secrets"
@@ -59,9 +70,7 @@ def wandb_logging_actor(callback: Any):
 
     # called without an argument, _force_on_current_node returns the options dict (Ray annotates the union)
     node_options = cast(dict[str, Any], _force_on_current_node())
-    return ray.remote(num_cpus=0, **node_options, max_restarts=-1, max_task_retries=-1)(
-        callback._logger_actor_cls
-    )
+    return ray.remote(num_cpus=0, **node_options, max_restarts=-1, max_task_retries=-1)(callback._logger_actor_cls)
 
 
 def job_secrets(runtime_env: Any) -> list[str]:

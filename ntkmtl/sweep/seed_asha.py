@@ -25,6 +25,7 @@ in a journal in the experiment and ``replay`` rebuilds the same state after ``--
 resumed sweep decides as an uninterrupted one. A seed that reports a rung again (re-run from an
 older checkpoint) gets its configuration's decision, or waits again while it is open.
 """
+
 from __future__ import annotations
 
 import math
@@ -145,8 +146,9 @@ class SeedGroupedHalving:
         if config_id is None:
             return None
         group = self.groups[config_id]
-        return next((m for m, d in sorted(group.decisions.items())
-                     if d == STOP and trial_id in group.scores.get(m, {})), None)
+        return next(
+            (m for m, d in sorted(group.decisions.items()) if d == STOP and trial_id in group.scores.get(m, {})), None
+        )
 
     def _log(self, kind: str, trial_id: str, *values: float) -> None:
         config_id = self.config_of[trial_id]

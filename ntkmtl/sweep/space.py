@@ -13,6 +13,7 @@ ranges (its list-valued hyperparameters become categorical choices, its single v
 fixed), and each sample runs every seed of the sweep (``ntkmtl.sweep.search``). Grids and
 searches mix freely across methods. Plain Python, no Ray: checked with the rest of the config.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -63,15 +64,24 @@ class SearchSettings:
         return self.startup if self.startup is not None else min(10, max(2, self.samples // 3))
 
 
-def parse_range(fail: Callable[[str, Any, str], None], path: str, raw: dict, check: Callable[[Any], Any],
-                kind: type) -> Range:
+def parse_range(
+    fail: Callable[[str, Any, str], None], path: str, raw: dict, check: Callable[[Any], Any], kind: type
+) -> Range:
     """``{low, high, log}`` → Range; ``check`` validates a value against the hyperparameter's bounds."""
     unknown = [k for k in raw if k not in RANGE_KEYS]
     if unknown:
-        fail(f"{path}.{unknown[0]}", raw[unknown[0]], f"unknown key {unknown[0]!r}; a range has keys {', '.join(RANGE_KEYS)}")
+        fail(
+            f"{path}.{unknown[0]}",
+            raw[unknown[0]],
+            f"unknown key {unknown[0]!r}; a range has keys {', '.join(RANGE_KEYS)}",
+        )
     if kind is not float:
-        fail(path, raw, f"is a range, but only float hyperparameters can be searched (this one is {kind.__name__}): "
-                        "give a list of values instead")
+        fail(
+            path,
+            raw,
+            f"is a range, but only float hyperparameters can be searched (this one is {kind.__name__}): "
+            "give a list of values instead",
+        )
     for key in ("low", "high"):
         if key not in raw:
             fail(path, raw, f"a range needs both low and high (e.g. {{low: 0.25, high: 1.5}}); {key} is missing")
@@ -86,21 +96,31 @@ def parse_range(fail: Callable[[str, Any, str], None], path: str, raw: dict, che
     return Range(float(low), float(high), log)
 
 
-def parse_search(fail: Callable[[str, Any, str], None], raw: Any, ranges: list[tuple[str, Any]]) -> SearchSettings | None:
+def parse_search(
+    fail: Callable[[str, Any, str], None], raw: Any, ranges: list[tuple[str, Any]]
+) -> SearchSettings | None:
     """The ``search:`` section, checked against the config's ranges (``ranges``: key path, value)."""
     if raw is None:
         if ranges:
-            fail(ranges[0][0], ranges[0][1], "is a range: add a search section to sample it, e.g. "
-                                             "search: {type: optuna, samples: 10}")
+            fail(
+                ranges[0][0],
+                ranges[0][1],
+                "is a range: add a search section to sample it, e.g. search: {type: optuna, samples: 10}",
+            )
         return None
     if not isinstance(raw, dict):
         fail("search", raw, "must be a mapping, e.g. {type: optuna, samples: 10}")
     unknown = [k for k in raw if k not in SEARCH_KEYS]
     if unknown:
-        fail(f"search.{unknown[0]}", raw[unknown[0]], f"unknown key {unknown[0]!r}; valid keys: {', '.join(SEARCH_KEYS)}")
+        fail(
+            f"search.{unknown[0]}", raw[unknown[0]], f"unknown key {unknown[0]!r}; valid keys: {', '.join(SEARCH_KEYS)}"
+        )
     if not ranges:
-        fail("search", raw, "no method has a range to search: give a hyperparameter as {low: …, high: …}, "
-                            "or remove the search section")
+        fail(
+            "search",
+            raw,
+            "no method has a range to search: give a hyperparameter as {low: …, high: …}, or remove the search section",
+        )
     kind = raw.get("type", "optuna")
     if kind not in SEARCH_TYPES:
         fail("search.type", kind, f"is not valid; valid: {', '.join(SEARCH_TYPES)}")
@@ -115,8 +135,13 @@ def parse_search(fail: Callable[[str, Any, str], None], raw: Any, ranges: list[t
             fail(f"search.{key}", value, f"must be an integer >= {low}")
         return value
 
-    return SearchSettings(type=kind, samples=whole("samples", 10, 1), seed=whole("seed", 0, 0),
-                          startup=whole("startup", None, 1), concurrent_samples=whole("concurrent_samples", 0, 0))
+    return SearchSettings(
+        type=kind,
+        samples=whole("samples", 10, 1),
+        seed=whole("seed", 0, 0),
+        startup=whole("startup", None, 1),
+        concurrent_samples=whole("concurrent_samples", 0, 0),
+    )
 
 
 def searched(cfg: Any) -> list[Any]:
@@ -142,10 +167,14 @@ def dry_run_lines(cfg: Any) -> list[str]:
     if not searched(cfg):
         return []
     s = cfg.search
-    lines = [f"search: {s.name} (seed {s.seed}"
-             + (f", {s.startup_samples} random samples first" if s.type == "optuna" else "")
-             + f"), each sample runs all {len(cfg.seeds)} seeds and is judged on their mean"]
+    lines = [
+        f"search: {s.name} (seed {s.seed}"
+        + (f", {s.startup_samples} random samples first" if s.type == "optuna" else "")
+        + f"), each sample runs all {len(cfg.seeds)} seeds and is judged on their mean"
+    ]
     for grid in searched(cfg):
-        lines.append(f"  {grid.name}: {s.samples} samples x {len(cfg.seeds)} seeds = {s.samples * len(cfg.seeds)} trials; "
-                     f"{search_space_text(grid)}")
+        lines.append(
+            f"  {grid.name}: {s.samples} samples x {len(cfg.seeds)} seeds = {s.samples * len(cfg.seeds)} trials; "
+            f"{search_space_text(grid)}"
+        )
     return lines

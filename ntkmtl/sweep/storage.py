@@ -42,6 +42,7 @@ Functions (none of them imports Ray):
 
 ``StorageError`` is a ``ValueError``: every problem with the ``storage`` entry raises it.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,12 +62,38 @@ DEFAULT_STORAGE = "~/ray_results"
 SCHEMES = ("file", "s3", "gs")
 OPTION_KEYS = ("path", "endpoint_url", "region", "shared")
 
-SHARED_FILESYSTEMS = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "cephfs",
-    "glusterfs", "fuse.glusterfs", "fuse.cephfs", "fuse.ceph-fuse", "fuse.gcsfuse",
-    "fuse.s3fs", "fuse.juicefs", "fuse.mount-s3", "fuse.goofys", "fuse.rclone", "fuse.sshfs",
-    "wekafs", "panfs", "orangefs", "pvfs2", "afs", "9p", "virtiofs",
-})
+SHARED_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "ceph",
+        "cephfs",
+        "glusterfs",
+        "fuse.glusterfs",
+        "fuse.cephfs",
+        "fuse.ceph-fuse",
+        "fuse.gcsfuse",
+        "fuse.s3fs",
+        "fuse.juicefs",
+        "fuse.mount-s3",
+        "fuse.goofys",
+        "fuse.rclone",
+        "fuse.sshfs",
+        "wekafs",
+        "panfs",
+        "orangefs",
+        "pvfs2",
+        "afs",
+        "9p",
+        "virtiofs",
+    }
+)
 """Filesystem types (the third column of /proc/mounts) that every node of a cluster can mount."""
 
 MOUNTS_FILE = "/proc/mounts"
@@ -120,13 +147,11 @@ def parse_storage(storage: str | os.PathLike | Mapping[str, Any] | None) -> Stor
     if scheme == "file":
         if parts.scheme and parts.netloc not in ("", "localhost"):
             raise StorageError(
-                f"storage {uri!r}: a file:// URI names no host (file:///abs/path); "
-                f"got host {parts.netloc!r}"
+                f"storage {uri!r}: a file:// URI names no host (file:///abs/path); got host {parts.netloc!r}"
             )
         if remote_only:
             raise StorageError(
-                f"storage {uri!r}: option(s) {', '.join(remote_only)} apply to s3:// and gs:// "
-                "only, not to local paths"
+                f"storage {uri!r}: option(s) {', '.join(remote_only)} apply to s3:// and gs:// only, not to local paths"
             )
         return StorageLocation(None, str(Path(local).expanduser().absolute()))
     if "shared" in options:
@@ -141,9 +166,7 @@ def parse_storage(storage: str | os.PathLike | Mapping[str, Any] | None) -> Stor
     return StorageLocation(_bucket_filesystem(scheme, options), path)
 
 
-def check_storage(
-    storage: str | os.PathLike | Mapping[str, Any] | None, multi_node: bool
-) -> StorageLocation:
+def check_storage(storage: str | os.PathLike | Mapping[str, Any] | None, multi_node: bool) -> StorageLocation:
     """Parse ``storage`` and make sure a sweep can use it; raise StorageError if not.
 
     With ``multi_node`` (the Ray cluster has more than one node), a node-local path is refused:
@@ -168,7 +191,9 @@ def check_storage(
                 )
     _probe(location)
     if location.filesystem is None and free_space_problem(location.path):
-        raise StorageError(f"storage {location.path!r}: {free_space_problem(location.path)}; free some space or choose another storage")
+        raise StorageError(
+            f"storage {location.path!r}: {free_space_problem(location.path)}; free some space or choose another storage"
+        )
     return location
 
 
@@ -205,8 +230,7 @@ def _options(storage: str | os.PathLike | Mapping[str, Any] | None) -> dict[str,
         options = dict(storage)
     else:
         raise StorageError(
-            f"storage must be a path, a URI or a mapping with 'path'; got {type(storage).__name__} "
-            f"{storage!r}"
+            f"storage must be a path, a URI or a mapping with 'path'; got {type(storage).__name__} {storage!r}"
         )
     unknown = sorted(set(options) - set(OPTION_KEYS))
     if unknown:
@@ -233,8 +257,7 @@ def _bucket_filesystem(scheme: str, options: Mapping[str, Any]) -> pyarrow.fs.Fi
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise StorageError(
-                f"storage: endpoint_url {endpoint!r} must look like http://host:port or "
-                "https://host[:port]"
+                f"storage: endpoint_url {endpoint!r} must look like http://host:port or https://host[:port]"
             )
         kwargs["endpoint_override"] = parts.netloc + parts.path.rstrip("/")
         kwargs["scheme"] = parts.scheme

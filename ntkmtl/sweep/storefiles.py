@@ -11,6 +11,7 @@ message is kept (``stop_reasons``) and Ray is asked to stop as on Ctrl-C (SIGUSR
 handles by saving the experiment one last time): the sweep ends resumable and the driver prints
 the one line. Plain Python, no Ray.
 """
+
 from __future__ import annotations
 
 import json

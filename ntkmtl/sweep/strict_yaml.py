@@ -6,6 +6,7 @@ under ``methods:`` silently loses its first grid. ``load(text)`` refuses that wi
 line naming the key and both lines (``tune.yaml: line 9: key 'ls' is given twice in one mapping
 (first on line 7) …``). Merge keys (``<<: *anchor``) still override as YAML defines.
 """
+
 from __future__ import annotations
 
 from typing import Any

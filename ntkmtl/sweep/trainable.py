@@ -8,6 +8,7 @@ trials (``reuse_actors``), so a worker trains trial after trial on data it alrea
 A trial whose record is ``diverged`` (non-finite loss or metric) or whose scheduler metric is not
 finite reports that record and returns: it ends ``diverged`` and the sweep goes on.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,12 @@ def run_trial(config: dict[str, Any]) -> None:
     for name in ("ray.train", "ray.tune"):  # one INFO line per checkpoint and restore drowns the progress table
         logging.getLogger(name).setLevel(logging.WARNING)
     trial_config = TrialConfig(
-        benchmark=sweep["benchmark"], method=spec.method, hparams=spec.hparams, data=sweep["data"],
-        seed=spec.seed, **sweep["train"],
+        benchmark=sweep["benchmark"],
+        method=spec.method,
+        hparams=spec.hparams,
+        data=sweep["data"],
+        seed=spec.seed,
+        **sweep["train"],
     )
     trial = Trial(trial_config, benchmark=cached_benchmark(sweep["benchmark"], sweep["data"]))
     checkpoint = tune.get_checkpoint()

@@ -16,6 +16,7 @@ Before Ray starts: the storage is probed, the output must belong to this sweep
 (``recovery.py``) and drops the files of trials Ray lost (``orphans.py``). A write error while
 Ray runs stops the sweep resumably and raises ``SweepError`` with one line.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ray
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from ntkmtl.benchmarks import get_benchmark
 from ntkmtl.sweep import interrupt, secrets, storefiles
@@ -40,7 +41,12 @@ from ntkmtl.sweep.identity import DriverLock, SweepError, check_output_owner, ch
 from ntkmtl.sweep.orphans import drop_lost_trials
 from ntkmtl.sweep.output_dir import check_output
 from ntkmtl.sweep.plan import (
-    TrialSpec, build_plan, cluster_gpu_warning, expected_concurrency, hparam_kinds, local_resources,
+    TrialSpec,
+    build_plan,
+    cluster_gpu_warning,
+    expected_concurrency,
+    hparam_kinds,
+    local_resources,
 )
 from ntkmtl.sweep.recovery import repair_output
 from ntkmtl.sweep.schedulers import build_scheduler
@@ -50,7 +56,12 @@ from ntkmtl.sweep.storage import StorageLocation, check_storage
 from ntkmtl.sweep.summary import format_summary, summarize
 from ntkmtl.sweep.trainable import run_trial, trial_dirname, trial_name
 
-PROGRESS_COLUMNS = {"epoch": "epoch", "val_delta_m": "val Δm %", "test_delta_m": "test Δm %", "epoch_seconds": "s/epoch"}
+PROGRESS_COLUMNS = {
+    "epoch": "epoch",
+    "val_delta_m": "val Δm %",
+    "test_delta_m": "test Δm %",
+    "epoch_seconds": "s/epoch",
+}
 
 
 @dataclass
@@ -84,9 +95,15 @@ def _start_ray(address: str | None) -> None:
     ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING")  # type: ignore[arg-type]
 
 
-def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None, verbose: int = 1,
-              baseline: str | None = None, extension: Extension | None = None,
-              trainable: Callable[[dict[str, Any]], None] = run_trial) -> SweepOutcome:
+def run_sweep(
+    cfg: SweepConfig,
+    resume: bool = False,
+    address: str | None = None,
+    verbose: int = 1,
+    baseline: str | None = None,
+    extension: Extension | None = None,
+    trainable: Callable[[dict[str, Any]], None] = run_trial,
+) -> SweepOutcome:
     """Run (or resume) the sweep; return when every trial has ended. ``baseline``: the final
     table's comparison configuration (``ntkmtl.compare``; default ls). ``extension``: run only
     what ``ntkmtl.sweep.extend.plan_extension`` planned, as a new Ray experiment. ``trainable``:
@@ -116,14 +133,17 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, address: str | None = None
             multi_node = sum(1 for node in ray.nodes() if node.get("Alive")) > 1
             location = check_storage(cfg.storage, multi_node=multi_node)
             lock = _check_and_lock(cfg, location, name, resume, extension)
-        return _run(cfg, specs, names, location, faults, resume, address, verbose, baseline, extension, start, trainable)
+        return _run(
+            cfg, specs, names, location, faults, resume, address, verbose, baseline, extension, start, trainable
+        )
     finally:
         if lock is not None:
             lock.release()
 
 
-def _check_and_lock(cfg: SweepConfig, location: StorageLocation, name: str, resume: bool,
-                    extension: Extension | None) -> DriverLock:
+def _check_and_lock(
+    cfg: SweepConfig, location: StorageLocation, name: str, resume: bool, extension: Extension | None
+) -> DriverLock:
     _check_resume(location, name, resume)
     check_output_owner(cfg, fresh=not resume and extension is None)
     if resume:
@@ -134,8 +154,9 @@ def _check_and_lock(cfg: SweepConfig, location: StorageLocation, name: str, resu
     return lock
 
 
-def _run(cfg, specs, names, location, faults, resume, address, verbose, baseline, extension, start,
-         trainable) -> SweepOutcome:
+def _run(
+    cfg, specs, names, location, faults, resume, address, verbose, baseline, extension, start, trainable
+) -> SweepOutcome:
     name = names[-1]
     cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
     if address is not None:
@@ -152,7 +173,10 @@ def _run(cfg, specs, names, location, faults, resume, address, verbose, baseline
     if resume:
         drop_lost_trials(location, existing, cfg.name, cfg.output)
         tuner = tune.Tuner.restore(
-            location.join(name), trainable=trainable, resume_unfinished=True, resume_errored=True,
+            location.join(name),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,
             storage_filesystem=location.filesystem,
         )
         _apply_run_settings(tuner, cfg, specs, faults, verbose)
@@ -164,10 +188,14 @@ def _run(cfg, specs, names, location, faults, resume, address, verbose, baseline
     try:
         unfinished = 0 if storefiles.stop_reasons else _finalize(cfg, grid, specs)
     except OSError as error:
-        storefiles.stop_reasons.append(f"output {cfg.output}: cannot write the final statuses: {storefiles.describe(error)}")
+        storefiles.stop_reasons.append(
+            f"output {cfg.output}: cannot write the final statuses: {storefiles.describe(error)}"
+        )
     if storefiles.stop_reasons:
-        raise SweepError(f"{storefiles.stop_reasons[0]}; the sweep stopped with its state saved: fix that, then "
-                         "continue with --resume (no row is lost)")
+        raise SweepError(
+            f"{storefiles.stop_reasons[0]}; the sweep stopped with its state saved: fix that, then "
+            "continue with --resume (no row is lost)"
+        )
     has_rows = any(Path(cfg.output).expanduser().glob("*.parquet"))
     df = read_results(cfg.output) if has_rows else None
     wall = time.monotonic() - start
@@ -175,8 +203,14 @@ def _run(cfg, specs, names, location, faults, resume, address, verbose, baseline
     errored = sum(1 for i in range(len(grid)) if grid[i].error is not None)  # ResultGrid: __getitem__, no __iter__
     search = format_search(judged_samples(cfg), cfg.scheduler.mode) if cfg.search else ""
     return SweepOutcome(
-        experiment_path=location.uri(name), output=cfg.output, trials=len(grid),
-        rows=0 if df is None else len(df), errored=errored, unfinished=unfinished, wall_seconds=wall, table=table,
+        experiment_path=location.uri(name),
+        output=cfg.output,
+        trials=len(grid),
+        rows=0 if df is None else len(df),
+        errored=errored,
+        unfinished=unfinished,
+        wall_seconds=wall,
+        table=table,
         search=search,
     )
 
@@ -220,8 +254,11 @@ def _callbacks(cfg: SweepConfig, specs: list[TrialSpec], faults: list[dict]) -> 
     # logger does not: Parquet (and W&B) hold every epoch, and it cost ~8 ms of driver CPU per
     # QM9-wide result (bench/driver_scale.py).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    callbacks = [CSVLoggerCallback(), JsonLoggerCallback(),
-                 ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg), faults)]
+    callbacks = [
+        CSVLoggerCallback(),
+        JsonLoggerCallback(),
+        ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg), faults),
+    ]
     if cfg.wandb.enabled:
         callbacks.append(wandb_callback(cfg))
     return callbacks
@@ -242,12 +279,18 @@ def _apply_run_settings(tuner, cfg: SweepConfig, specs: list[TrialSpec], faults:
 
 def _new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension):
     sweep = {
-        "benchmark": cfg.benchmark, "data": cfg.data, "train": cfg.train, "metric": cfg.scheduler.metric,
-        "faults": faults, "threads": max(1, int(cfg.resources.cpu)),
+        "benchmark": cfg.benchmark,
+        "data": cfg.data,
+        "train": cfg.train,
+        "metric": cfg.scheduler.metric,
+        "faults": faults,
+        "threads": max(1, int(cfg.resources.cpu)),
     }
     reporter = tune.CLIReporter(
-        metric_columns=PROGRESS_COLUMNS, parameter_columns={"trial/seed": "seed"},
-        max_report_frequency=15, max_column_length=40,
+        metric_columns=PROGRESS_COLUMNS,
+        parameter_columns={"trial/seed": "seed"},
+        max_report_frequency=15,
+        max_column_length=40,
     )
     param_space: dict[str, Any] = {"sweep": sweep, "trial": tune.grid_search([s.to_dict() for s in specs])}
     search: dict[str, Any] = {"num_samples": 1}
@@ -257,22 +300,30 @@ def _new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension
         total = len(specs) + sampled
         concurrency = expected_concurrency(cfg, total, resources.get("CPU", 1), resources.get("GPU", 0))
         param_space = {"sweep": sweep}
-        searcher = build_searcher(cfg, specs, concurrency, *((extension.new_samples, extension.history) if extension else ()))
+        searcher = build_searcher(
+            cfg, specs, concurrency, *((extension.new_samples, extension.history) if extension else ())
+        )
         search = {"num_samples": total, "search_alg": searcher}
         os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(2, len(cfg.seeds))))  # a sample's seeds together
     return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            scheduler=build_scheduler(cfg, extension.prefill if extension else None), reuse_actors=True, **search,
+            scheduler=build_scheduler(cfg, extension.prefill if extension else None),
+            reuse_actors=True,
+            **search,
             max_concurrent_trials=cfg.max_concurrent or None,
-            trial_name_creator=trial_name, trial_dirname_creator=trial_dirname,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=name, **location.run_config_kwargs(),
+            name=name,
+            **location.run_config_kwargs(),
             failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=_callbacks(cfg, specs, faults), progress_reporter=reporter, verbose=verbose,
+            callbacks=_callbacks(cfg, specs, faults),
+            progress_reporter=reporter,
+            verbose=verbose,
         ),
     )
 

@@ -8,6 +8,7 @@ hyperparameter, seed, config_id), and the check that online mode has an API key 
 config is validated, before Ray starts. ``wandb`` itself is imported only when W&B is enabled.
 With ``mode: offline`` (or ``WANDB_MODE=offline``) no key is needed; ``wandb sync`` uploads later.
 """
+
 from __future__ import annotations
 
 import netrc

@@ -7,12 +7,21 @@
 - ``trial``: ``Trial`` (epochs, evaluation, divergence, checkpoints);
 - ``cli``: ``python -m ntkmtl.train``.
 """
+
 from ntkmtl.training.records import EpochStats
 from ntkmtl.training.settings import TRAIN_SETTINGS, TrialConfig, check_train_settings
 from ntkmtl.training.step import Forward, StepOutcome, train_step
 from ntkmtl.training.trial import CHECKPOINT_FILE, Trial, seed_everything
 
 __all__ = [
-    "CHECKPOINT_FILE", "TRAIN_SETTINGS", "EpochStats", "Forward", "StepOutcome", "Trial", "TrialConfig",
-    "check_train_settings", "seed_everything", "train_step",
+    "CHECKPOINT_FILE",
+    "TRAIN_SETTINGS",
+    "EpochStats",
+    "Forward",
+    "StepOutcome",
+    "Trial",
+    "TrialConfig",
+    "check_train_settings",
+    "seed_everything",
+    "train_step",
 ]

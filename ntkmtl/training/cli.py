@@ -4,6 +4,7 @@ Only argument parsing and printing live here; the options are the declared ``TRA
 (ntkmtl/training/settings.py) and every value goes through ``ntkmtl.options.parse_value``, the
 reader the sweep config's YAML and ``--set`` use too (``--lr 1e-3``, ``--hp ntk_exp=.5``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,12 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--benchmark", required=True, help="qm9, celeba, nyuv2, cityscapes or toy")
     parser.add_argument("--method", default="ls", help="weighting method (default: ls; see below)")
     parser.add_argument("--ntk-exp", default=None, metavar="VALUE", help="shortcut for --hp ntk_exp=VALUE")
-    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter (repeatable)")
-    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="benchmark data option (repeatable), e.g. train_size=3000")
+    parser.add_argument(
+        "--hp", action="append", default=[], metavar="KEY=VALUE", help="method hyperparameter (repeatable)"
+    )
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="benchmark data option (repeatable), e.g. train_size=3000",
+    )
     for spec in (SEED,) + TRAIN_SETTINGS:  # the declared settings, read by the one value parser
         shown = "the benchmark's" if spec.default is None else repr(spec.default)
-        parser.add_argument(f"--{spec.name.replace('_', '-')}", default=None, metavar="VALUE",
-                            help=f"{spec.help}; {spec.valid_range()} (default: {shown})")
+        parser.add_argument(
+            f"--{spec.name.replace('_', '-')}",
+            default=None,
+            metavar="VALUE",
+            help=f"{spec.help}; {spec.valid_range()} (default: {shown})",
+        )
     parser.add_argument("--checkpoint-dir", default=None, help="save a checkpoint here after every epoch")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     parser.add_argument("--output", default=None, help="append every epoch record to this JSON-lines file")
@@ -58,10 +71,16 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
         hparams["ntk_exp"] = parse_value(args.ntk_exp)
     settings = {
         spec.name: parse_value(getattr(args, spec.name))
-        for spec in (SEED,) + TRAIN_SETTINGS if getattr(args, spec.name) is not None
+        for spec in (SEED,) + TRAIN_SETTINGS
+        if getattr(args, spec.name) is not None
     }
-    return TrialConfig(benchmark=args.benchmark, method=args.method, hparams=hparams,
-                       data=parse_assignments(args.data, "--data"), **settings)
+    return TrialConfig(
+        benchmark=args.benchmark,
+        method=args.method,
+        hparams=hparams,
+        data=parse_assignments(args.data, "--data"),
+        **settings,
+    )
 
 
 def summary_line(record: dict[str, Any], epochs: int) -> str:
@@ -109,5 +128,3 @@ def main(argv: list[str] | None = None) -> int:
         print("the training loss became non-finite: trial diverged", file=sys.stderr)
         return 1
     return 0
-
-

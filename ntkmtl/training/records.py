@@ -4,6 +4,7 @@ Keys (docs/DESIGN.md, "Trainer → sweep"): ``train_loss_<task>`` (sample-weight
 ``weight_<task>`` (the method's task weight, mean over the steps) and every value of the
 method's ``StepResult``, mean over the steps: ``method_<name>`` or ``method_<name>_<task>``.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The model's learning-rate schedule: one of ``benchmarks.LR_SCHEDULES``, stepped once per epoch."""
+
 from __future__ import annotations
 
 from typing import Any

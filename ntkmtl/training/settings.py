@@ -5,6 +5,7 @@ the sweep config's ``train:`` section accepts exactly these keys and checks them
 declarations, ``python -m ntkmtl.train`` takes them as options, and ``TrialConfig.resolved()``
 validates with them. ``None`` as a default means the benchmark's (``Benchmark.defaults``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,15 +27,31 @@ TRAIN_SETTINGS: tuple[HParam, ...] = (
     HParam("epochs", int, None, "training epochs (default: the benchmark's)", low=1),
     HParam("batch_size", int, None, "training batch size (default: the benchmark's)", low=1),
     HParam("lr", float, None, "Adam learning rate of the model (default: the benchmark's)", low=0.0, low_open=True),
-    HParam("scheduler", str, None, "learning-rate schedule, stepped per epoch (default: the benchmark's)",
-           choices=tuple(LR_SCHEDULES)),
-    HParam("method_lr", float, 0.025, "learning rate of the method's own parameters (UW's log-variances)",
-           low=0.0, low_open=True),
+    HParam(
+        "scheduler",
+        str,
+        None,
+        "learning-rate schedule, stepped per epoch (default: the benchmark's)",
+        choices=tuple(LR_SCHEDULES),
+    ),
+    HParam(
+        "method_lr",
+        float,
+        0.025,
+        "learning rate of the method's own parameters (UW's log-variances)",
+        low=0.0,
+        low_open=True,
+    ),
     HParam("device", str, "auto", "auto (cuda when available), cpu or cuda", choices=DEVICES),
     HParam("num_workers", int, 0, "data-loader worker processes", low=0),
     HParam("precision", str, "fp32", "autocast dtype of the forward passes (ntkmtl/precision.py)", choices=PRECISIONS),
-    HParam("task_gradients", str, "auto", "how gradient methods get the K per-task gradients: loop or one "
-           "batched backward (auto: the device's default)", choices=TASK_GRADIENTS),
+    HParam(
+        "task_gradients",
+        str,
+        "auto",
+        "how gradient methods get the K per-task gradients: loop or one batched backward (auto: the device's default)",
+        choices=TASK_GRADIENTS,
+    ),
 )
 SEED = HParam("seed", int, 0, "the trial's seed: every RNG and, on QM9, the split", low=0)
 _SETTINGS = {h.name: h for h in TRAIN_SETTINGS + (SEED,)}
@@ -46,7 +63,9 @@ def check_train_settings(values: dict[str, Any], owner: str = "trial") -> dict[s
     unknown = sorted(set(values) - {h.name for h in TRAIN_SETTINGS})
     if unknown:
         valid = ", ".join(h.name for h in TRAIN_SETTINGS)
-        raise ValueError(f"{owner}: unknown setting {unknown[0]!r} (value {values[unknown[0]]!r}); valid settings: {valid}")
+        raise ValueError(
+            f"{owner}: unknown setting {unknown[0]!r} (value {values[unknown[0]]!r}); valid settings: {valid}"
+        )
     return {name: _check(name, value, owner) for name, value in values.items()}
 
 

@@ -11,6 +11,7 @@ contract between trainer and method (docs/DESIGN.md, "Method → trainer") is ex
 5. ``optimizer_step(optimizer)`` (mixed precision may skip it on an fp16 overflow);
 6. a method that asks for the losses after the step gets the same batch's new losses under no_grad.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@ from ``seed`` and saved in checkpoints, so on CPU a run of 2 epochs + restore + 
 identical to 4 epochs. A non-finite training loss or metric ends the trial with a ``diverged``
 record instead of an exception.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -244,7 +245,9 @@ class Trial:
         """Restore the state written by ``save_checkpoint``; ``run()`` then continues after its epoch."""
         path = Path(directory) / CHECKPOINT_FILE
         if not path.is_file():
-            raise ValueError(f"trial: no checkpoint at {path} (expected the {CHECKPOINT_FILE} written by save_checkpoint)")
+            raise ValueError(
+                f"trial: no checkpoint at {path} (expected the {CHECKPOINT_FILE} written by save_checkpoint)"
+            )
         # Our own file: it holds numpy/random RNG states, which weights_only loading rejects.
         state = torch.load(path, map_location="cpu", weights_only=False)
         self.load_state_dict(state)

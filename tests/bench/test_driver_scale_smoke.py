@@ -1,4 +1,5 @@
 """bench/driver_scale.py --smoke: both drivers and both schedulers end with every result counted."""
+
 import os
 import re
 import subprocess
@@ -13,8 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_smoke_run_reports_every_result_of_every_driver(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "driver_scale.py"), "--smoke"], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "driver_scale.py"), "--smoke"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     row = next(line for line in result.stdout.splitlines() if line.startswith("| 8 |"))
     # 8 trials × 2 epochs = 16 results for plain Ray Tune and for ntkmtl (nothing is stopped early)
@@ -24,6 +31,10 @@ def test_smoke_run_reports_every_result_of_every_driver(tmp_path):
 
 
 def test_odd_trial_counts_are_refused():
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "driver_scale.py"), "--trials", "7"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "driver_scale.py"), "--trials", "7"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "even number" in result.stderr

@@ -1,5 +1,6 @@
 """bench/gpu.py --smoke: every code path of the GPU report (all models, methods, precisions,
 batched gradients, packed trial processes) runs on the CPU and yields a complete report."""
+
 import os
 import re
 import subprocess
@@ -15,7 +16,15 @@ LABELS = ("ls", "famo", "ntkmtl (loop)", "ntkmtl (batched)", "ntkmtl_sr", "nashm
 
 def run(args, tmp_path, timeout=300):
     env = {**os.environ, "NTKMTL_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=tmp_path, check=False)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=tmp_path,
+        check=False,
+    )
 
 
 @pytest.mark.slow

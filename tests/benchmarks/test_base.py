@@ -1,4 +1,5 @@
 """The generic benchmark pieces: Δm on known vectors, chunked losses, data-option validation."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """CelebA: annotation parsing, the uint8 image cache, F1, BCE loss terms, data errors, one epoch."""
+
 import math
 import os
 
@@ -6,16 +7,26 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from fixtures.vision import write_celeba
+
 from ntkmtl.benchmarks import DataError, get_benchmark
-from ntkmtl.benchmarks.celeba import ATTR_FILE, ATTRIBUTES, IMAGE_DIR, PARTITION_FILE, f1_scores, load_image, read_annotations
+from ntkmtl.benchmarks.celeba import (
+    ATTR_FILE,
+    ATTRIBUTES,
+    IMAGE_DIR,
+    PARTITION_FILE,
+    f1_scores,
+    load_image,
+    read_annotations,
+)
 from ntkmtl.benchmarks.nets.celeba_cnn import CelebACNN
 from ntkmtl.train import Trial, TrialConfig
 
 
 def bench(root, cache, **options):
-    return get_benchmark("celeba", root=str(root), cache_dir=str(cache), image_size=16, width_multiplier=0.125, **options)
+    return get_benchmark(
+        "celeba", root=str(root), cache_dir=str(cache), image_size=16, width_multiplier=0.125, **options
+    )
 
 
 def test_declarations_follow_the_paper():
@@ -43,7 +54,10 @@ def test_evaluate_counts_f1_per_attribute_at_threshold_one_half(tmp_path):
         def forward(self, batch):
             return logits[batch["rows"]], None
 
-    loader = [{"rows": torch.tensor([0, 1]), "labels": labels[:2]}, {"rows": torch.tensor([2, 3]), "labels": labels[2:]}]
+    loader = [
+        {"rows": torch.tensor([0, 1]), "labels": labels[:2]},
+        {"rows": torch.tensor([2, 3]), "labels": labels[2:]},
+    ]
     values = get_benchmark("celeba").evaluate(Fixed(), loader, torch.device("cpu"))
     # attribute 0: predicted 1,0,1,1 vs true 1,1,0,1 → tp 2, fp 1, fn 1 → F1 = 2/3
     # attribute 1: predicted 1,1,0,0 vs true 0,1,1,0 → tp 1, fp 1, fn 1 → F1 = 1/2
@@ -97,7 +111,9 @@ def test_missing_or_malformed_data_gives_one_clear_data_error(tmp_path):
     (root / ATTR_FILE).write_text(text.replace("Smiling", "Smile"))
     with pytest.raises(DataError, match="line 2 should name the 40 attributes"):
         bench(root, tmp_path).check_data()
-    (root / ATTR_FILE).write_text(text.replace("000004.jpg -1", "000004.jpg 0").replace("000004.jpg  1", "000004.jpg 0"))
+    (root / ATTR_FILE).write_text(
+        text.replace("000004.jpg -1", "000004.jpg 0").replace("000004.jpg  1", "000004.jpg 0")
+    )
     with pytest.raises(DataError, match=r"line 6 is '000004.jpg 0"):
         bench(root, tmp_path).loaders(2, 0)
     lines = text.splitlines()
@@ -127,9 +143,13 @@ def test_missing_or_malformed_data_gives_one_clear_data_error(tmp_path):
 
 def test_one_epoch_on_the_fixture_gives_finite_metrics(tmp_path):
     root = write_celeba(tmp_path / "celeba", n_train=9, n_val=3, n_test=3)
-    config = TrialConfig(benchmark="celeba", method="ntkmtl_sr", epochs=1, batch_size=4,
-                         data={"root": str(root), "cache_dir": str(tmp_path / "cache"), "image_size": 16,
-                               "width_multiplier": 0.125})
+    config = TrialConfig(
+        benchmark="celeba",
+        method="ntkmtl_sr",
+        epochs=1,
+        batch_size=4,
+        data={"root": str(root), "cache_dir": str(tmp_path / "cache"), "image_size": 16, "width_multiplier": 0.125},
+    )
     (record,) = list(Trial(config).run())
     assert record["status"] == "completed"
     for split in ("val", "test"):

@@ -1,9 +1,10 @@
 """Cityscapes: declarations, Δm, and training one epoch on a tiny fixture in the MTAN layout."""
+
 import math
 
 import pytest
-
 from fixtures.vision import write_mtan
+
 from ntkmtl.benchmarks import get_benchmark
 from ntkmtl.train import Trial, TrialConfig
 
@@ -14,8 +15,11 @@ def test_declarations_follow_the_paper():
     bench = get_benchmark("cityscapes")
     assert bench.tasks == ("segmentation", "depth")
     assert [(m.name, m.higher_is_better, m.baseline) for m in bench.metrics] == [
-        ("seg_miou", True, 0.7401), ("seg_pixacc", True, 0.9316), ("depth_abs_err", False, 0.0125),
-        ("depth_rel_err", False, 27.77)]
+        ("seg_miou", True, 0.7401),
+        ("seg_pixacc", True, 0.9316),
+        ("depth_abs_err", False, 0.0125),
+        ("depth_rel_err", False, 27.77),
+    ]
     d = bench.defaults
     assert (d.epochs, d.batch_size, d.lr, d.scheduler) == (200, 8, 1e-4, "step")
     assert bench.layout.folders["label"] == "label_7" and "normal" not in bench.layout.folders
@@ -30,8 +34,13 @@ def test_delta_m_on_known_vectors():
 
 def test_one_epoch_on_the_fixture_gives_finite_metrics(tmp_path):
     write_mtan(tmp_path, "cityscapes", n_train=6, n_val=3)
-    config = TrialConfig(benchmark="cityscapes", method="ntkmtl", epochs=1, batch_size=3,
-                         data={"root": str(tmp_path), "width_multiplier": 0.125, "eval_batch_size": 2})
+    config = TrialConfig(
+        benchmark="cityscapes",
+        method="ntkmtl",
+        epochs=1,
+        batch_size=3,
+        data={"root": str(tmp_path), "width_multiplier": 0.125, "eval_batch_size": 2},
+    )
     (record,) = list(Trial(config).run())
     assert record["status"] == "completed"
     for split in ("val", "test"):

@@ -1,12 +1,13 @@
 """The parts NYUv2 and Cityscapes share: MTAN layout, augmentation, dense losses and metrics, SegNet-MTAN."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from fixtures.vision import write_mtan
+
 from ntkmtl.benchmarks import DataError, get_benchmark
 from ntkmtl.benchmarks.dense import (
     confusion_matrix,
@@ -39,7 +40,9 @@ def test_loss_terms_add_up_to_the_reference_batch_losses():
 
     mask = (depth.sum(1) != 0).float().unsqueeze(1)  # the reference's calc_loss, verbatim maths
     sums, counts = depth_terms(depth_pred, depth)
-    assert torch.allclose(sums.sum() / counts.sum(), ((depth_pred - depth).abs() * mask).sum() / mask.nonzero().shape[0])
+    assert torch.allclose(
+        sums.sum() / counts.sum(), ((depth_pred - depth).abs() * mask).sum() / mask.nonzero().shape[0]
+    )
 
     mask = (normal.sum(1) != 0).float().unsqueeze(1)
     sums, counts = normal_terms(normal_pred, normal)
@@ -84,14 +87,19 @@ def test_sr_chunk_losses_are_the_reference_image_means(tmp_path, name, batch):
     losses = chunk_losses(*bench.chunk_loss_terms(outputs, data, bench.loss_terms(outputs, data)), slices)
     # NYUv2's reference trainer: ONE chunk, the batch mean of the per-image losses;
     # Cityscapes': torch.chunk(per_image, 4), each chunk averaged
-    expected = (per_image.mean(0, keepdim=True) if name == "nyuv2"
-                else torch.stack([c.mean(0) for c in torch.chunk(per_image, 4)]))
+    expected = (
+        per_image.mean(0, keepdim=True)
+        if name == "nyuv2"
+        else torch.stack([c.mean(0) for c in torch.chunk(per_image, 4)])
+    )
     assert losses.shape == ((1, 3) if name == "nyuv2" else (4, 2))
     assert torch.allclose(losses, expected, rtol=1e-6)
     # the named alternative weights each chunk's pixels like the batch loss does
     pixels = get_benchmark(name, chunk_loss="valid_pixels")
     terms = pixels.loss_terms(outputs, data)
-    assert torch.equal(chunk_losses(*pixels.chunk_loss_terms(outputs, data, terms), slices), chunk_losses(*terms, slices))
+    assert torch.equal(
+        chunk_losses(*pixels.chunk_loss_terms(outputs, data, terms), slices), chunk_losses(*terms, slices)
+    )
     assert not torch.allclose(chunk_losses(*terms, slices)[:, 0], expected[:, 0])  # seg: ÷ valid pixels, not all
 
 
@@ -145,7 +153,9 @@ def test_scale_crop_divides_depth_by_the_scale_and_keeps_size_and_labels():
     out = scale_crop(sample, 1.5, top=5, left=7)
     assert all(out[k].shape == sample[k].shape for k in sample)
     assert set(out["depth"].unique().tolist()) <= {0.0, 2.0}  # 3 / 1.5; unknown stays unknown
-    assert out["label"].dtype == torch.long and set(out["label"].unique().tolist()) <= set(sample["label"].unique().tolist())
+    assert out["label"].dtype == torch.long and set(out["label"].unique().tolist()) <= set(
+        sample["label"].unique().tolist()
+    )
     # the crop's top-left pixel lands on the output's top-left pixel (align_corners)
     assert torch.allclose(out["image"][:, 0, 0], sample["image"][:, 5, 7])
     same = scale_crop(sample, 1.0, top=0, left=0)
@@ -217,7 +227,9 @@ def test_missing_or_malformed_data_gives_one_clear_data_error(tmp_path, name):
     with pytest.raises(DataError, match=rf"different numbers of samples: .*'{folder}': 1"):
         get_benchmark(name, root=str(tmp_path)).check_data()
     (tmp_path / "val" / folder / "0.npy").rename(tmp_path / "val" / folder / "1.npy")
-    with pytest.raises(DataError, match=rf"val/{folder}: expected files 0.npy … N-1.npy, found 1 .npy files not numbered"):
+    with pytest.raises(
+        DataError, match=rf"val/{folder}: expected files 0.npy … N-1.npy, found 1 .npy files not numbered"
+    ):
         get_benchmark(name, root=str(tmp_path)).check_data()
     for i in (0, 1):
         np.save(tmp_path / "val" / folder / f"{i}.npy", np.zeros((32, 64, 5), np.float32))

@@ -1,14 +1,24 @@
 """NYUv2: declarations, Δm, and training one epoch on a tiny fixture in the MTAN layout."""
+
 import math
 
 import pytest
-
 from fixtures.vision import write_mtan
+
 from ntkmtl.benchmarks import get_benchmark
 from ntkmtl.train import Trial, TrialConfig
 
-NAMES = ["seg_miou", "seg_pixacc", "depth_abs_err", "depth_rel_err", "normal_mean_deg", "normal_median_deg",
-         "normal_within_11_25", "normal_within_22_5", "normal_within_30"]
+NAMES = [
+    "seg_miou",
+    "seg_pixacc",
+    "depth_abs_err",
+    "depth_rel_err",
+    "normal_mean_deg",
+    "normal_median_deg",
+    "normal_within_11_25",
+    "normal_within_22_5",
+    "normal_within_30",
+]
 
 
 def test_declarations_follow_the_paper():
@@ -17,7 +27,13 @@ def test_declarations_follow_the_paper():
     assert [m.name for m in bench.metrics] == NAMES
     assert [m.higher_is_better for m in bench.metrics] == [True, True, False, False, False, False, True, True, True]
     d = bench.defaults
-    assert (d.epochs, d.batch_size, d.lr, d.scheduler, d.schedule("step")) == (200, 2, 1e-4, "step", {"step_size": 100, "gamma": 0.5})
+    assert (d.epochs, d.batch_size, d.lr, d.scheduler, d.schedule("step")) == (
+        200,
+        2,
+        1e-4,
+        "step",
+        {"step_size": 100, "gamma": 0.5},
+    )
     assert d.gpu_fraction == 1.0
     assert bench.options["augment"] is True and bench.options["eval_batch_size"] == 2
     # the reference's NYUv2 trainer gives NTKMTL-SR one chunk; a YAML value still wins
@@ -35,8 +51,14 @@ def test_delta_m_on_known_vectors():
 
 
 def run(root, method, **options):
-    config = TrialConfig(benchmark="nyuv2", method=method, epochs=1, batch_size=2, seed=1,
-                         data={"root": str(root), "width_multiplier": 0.125, **options})
+    config = TrialConfig(
+        benchmark="nyuv2",
+        method=method,
+        epochs=1,
+        batch_size=2,
+        seed=1,
+        data={"root": str(root), "width_multiplier": 0.125, **options},
+    )
     return list(Trial(config).run())
 
 
@@ -63,8 +85,14 @@ def test_seeded_runs_with_augmentation_are_identical(tmp_path):
 def test_augmented_training_resumes_exactly(tmp_path):
     """The augmentation draws from torch's global generator, which checkpoints hold."""
     write_mtan(tmp_path / "data", "nyuv2", n_train=3, n_val=1)
-    config = TrialConfig(benchmark="nyuv2", method="ls", epochs=4, batch_size=2, seed=2,
-                         data={"root": str(tmp_path / "data"), "width_multiplier": 0.125})
+    config = TrialConfig(
+        benchmark="nyuv2",
+        method="ls",
+        epochs=4,
+        batch_size=2,
+        seed=2,
+        data={"root": str(tmp_path / "data"), "width_multiplier": 0.125},
+    )
     straight = list(Trial(config).run())
     first = Trial(config)
     runs = first.run()
@@ -74,5 +102,6 @@ def test_augmented_training_resumes_exactly(tmp_path):
     resumed.load_checkpoint(tmp_path / "ckpt")
     part += list(resumed.run())
     drop = ("epoch_seconds", "samples_per_second")
-    assert [{k: v for k, v in r.items() if k not in drop} for r in part] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in straight]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in part] == [
+        {k: v for k, v in r.items() if k not in drop} for r in straight
+    ]

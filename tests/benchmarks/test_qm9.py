@@ -1,5 +1,6 @@
 """The QM9 benchmark on real molecules (qm9pack): split, subsets, targets and units, standardisation,
 the factorised MPNN, one epoch, and a recipe test locking the first losses of seeded runs."""
+
 import math
 
 import numpy as np
@@ -16,8 +17,27 @@ from ntkmtl.train import Trial, TrialConfig, main
 
 SIZES = {"train_size": 48, "val_size": 24, "test_size": 24}
 # PyG's QM9[0] (methane), y in PyG units, as printed in PyG's documentation and issues.
-METHANE_Y = [0.0, 13.21, -10.5499, 3.1865, 13.7363, 35.3641, 1.2177, -1101.4878, -1101.4098, -1101.3840,
-             -1102.0229, 6.4690, -17.1722, -17.2868, -17.3897, -16.1519, 157.7118, 157.7100, 157.7070]
+METHANE_Y = [
+    0.0,
+    13.21,
+    -10.5499,
+    3.1865,
+    13.7363,
+    35.3641,
+    1.2177,
+    -1101.4878,
+    -1101.4098,
+    -1101.3840,
+    -1102.0229,
+    6.4690,
+    -17.1722,
+    -17.2868,
+    -17.3897,
+    -16.1519,
+    157.7118,
+    157.7100,
+    157.7070,
+]
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +141,13 @@ def _random_graphs(sizes, generator):
     for n in sizes:
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
         edge_index = torch.tensor(pairs).T
-        graphs.append(Data(x=torch.randn(n, 11, generator=generator), edge_index=edge_index,
-                           edge_attr=torch.randn(edge_index.shape[1], 5, generator=generator)))
+        graphs.append(
+            Data(
+                x=torch.randn(n, 11, generator=generator),
+                edge_index=edge_index,
+                edge_attr=torch.randn(edge_index.shape[1], 5, generator=generator),
+            )
+        )
     return Batch.from_data_list(graphs)
 
 
@@ -157,8 +182,14 @@ def test_mpnn_shapes_and_parameter_split():
 
 
 def test_one_epoch_on_real_molecules_every_metric_finite(qm9):
-    config = TrialConfig(benchmark="qm9", data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
-                         method="ntkmtl_sr", epochs=1, batch_size=24, device="cpu")
+    config = TrialConfig(
+        benchmark="qm9",
+        data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
+        method="ntkmtl_sr",
+        epochs=1,
+        batch_size=24,
+        device="cpu",
+    )
     (record,) = Trial(config, benchmark=qm9).run()
     assert record["status"] == "completed"
     numbers = {k: v for k, v in record.items() if isinstance(v, float)}
@@ -170,28 +201,79 @@ def test_one_epoch_on_real_molecules_every_metric_finite(qm9):
 # torch 2.13 CPU, one thread. Locked: per-task training loss of each epoch and val Δm.
 RECIPE = {
     "ls": [
-        [11.09992758433024, 5715.380859375, 43.67632293701172, 1.2785429954528809, 1493202.1666666667,
-         18.34896723429362, 5880.268880208333, 5933.5654296875, 6011.049153645833, 5077.767252604167,
-         1012.6570638020834, 116642.65030882553],
-        [10.799407958984375, 5696.9267578125, 44.04559326171875, 1.3196202516555786, 1492174.75,
-         18.0447514851888, 5890.5009765625, 5934.150716145833, 6009.745768229167, 5081.0986328125,
-         1008.3249918619791, 116542.3720510413],
+        [
+            11.09992758433024,
+            5715.380859375,
+            43.67632293701172,
+            1.2785429954528809,
+            1493202.1666666667,
+            18.34896723429362,
+            5880.268880208333,
+            5933.5654296875,
+            6011.049153645833,
+            5077.767252604167,
+            1012.6570638020834,
+            116642.65030882553,
+        ],
+        [
+            10.799407958984375,
+            5696.9267578125,
+            44.04559326171875,
+            1.3196202516555786,
+            1492174.75,
+            18.0447514851888,
+            5890.5009765625,
+            5934.150716145833,
+            6009.745768229167,
+            5081.0986328125,
+            1008.3249918619791,
+            116542.3720510413,
+        ],
     ],
     "ntkmtl": [
-        [11.03173033396403, 5716.004231770833, 43.088671366373696, 1.2761515378952026, 1493585.25,
-         18.170430501302082, 5874.513346354167, 5920.7822265625, 6005.290690104167, 5068.531412760417,
-         1015.4261881510416, 116359.80458739294],
-        [10.663742065429688, 5678.376953125, 41.7841911315918, 1.2665372292200725, 1493394.6666666667,
-         17.762406667073567, 5878.171875, 5900.484049479167, 5985.828776041667, 5058.458984375,
-         1010.01513671875, 116153.9778892845],
+        [
+            11.03173033396403,
+            5716.004231770833,
+            43.088671366373696,
+            1.2761515378952026,
+            1493585.25,
+            18.170430501302082,
+            5874.513346354167,
+            5920.7822265625,
+            6005.290690104167,
+            5068.531412760417,
+            1015.4261881510416,
+            116359.80458739294,
+        ],
+        [
+            10.663742065429688,
+            5678.376953125,
+            41.7841911315918,
+            1.2665372292200725,
+            1493394.6666666667,
+            17.762406667073567,
+            5878.171875,
+            5900.484049479167,
+            5985.828776041667,
+            5058.458984375,
+            1010.01513671875,
+            116153.9778892845,
+        ],
     ],
 }
 
 
 @pytest.mark.parametrize("method", ["ls", "ntkmtl"])
 def test_recipe_first_losses_of_a_seeded_two_epoch_run(qm9, method):
-    config = TrialConfig(benchmark="qm9", data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
-                         method=method, seed=0, epochs=2, batch_size=24, device="cpu")
+    config = TrialConfig(
+        benchmark="qm9",
+        data={"cache_dir": qm9.options["cache_dir"], "progress": False, **SIZES},
+        method=method,
+        seed=0,
+        epochs=2,
+        batch_size=24,
+        device="cpu",
+    )
     records = list(Trial(config, benchmark=qm9).run())
     observed = [[r[f"train_loss_{t}"] for t in qm9.tasks] + [r["val_delta_m"]] for r in records]
     assert [r["status"] for r in records] == ["running", "completed"]
@@ -202,6 +284,9 @@ def test_recipe_first_losses_of_a_seeded_two_epoch_run(qm9, method):
 def test_missing_data_is_a_data_error_and_cli_exit_2(capsys, tmp_path):
     with pytest.raises(DataError, match=str(tmp_path / "nope")):
         QM9(source="pyg", root=str(tmp_path / "nope")).check_data()
-    assert main(["--benchmark", "qm9", "--data", "source=pyg", "--data", f"root={tmp_path / 'nope'}", "--no-progress"]) == 2
+    assert (
+        main(["--benchmark", "qm9", "--data", "source=pyg", "--data", f"root={tmp_path / 'nope'}", "--no-progress"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith(f"error: QM9 data at {tmp_path / 'nope'}") and "Traceback" not in err

@@ -6,6 +6,7 @@ bonds, gdb9.sdf.csv targets in MoleculeNet's units, uncharacterized.txt) and run
 ``torch_geometric.datasets.QM9(root).process()`` on it; every field must then match ours after
 the reference's transform (complete graph + ``T.Distance(norm=False)``).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -21,10 +22,10 @@ import pytest
 import torch
 import torch_geometric.datasets.qm9 as pyg_qm9
 import torch_geometric.transforms as T
+from fixtures.reference_transforms import reference_complete
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from fixtures.reference_transforms import reference_complete
 from ntkmtl.benchmarks import qm9_build, qm9_source, qm9_store
 from ntkmtl.benchmarks.base import DataError
 from ntkmtl.benchmarks.qm9 import TARGET_COLUMNS
@@ -35,8 +36,8 @@ from ntkmtl.benchmarks.qm9_convert import (
     KCALMOL2EV,
     MOLECULENET_COLUMNS,
     QM9PACK_TARGET_COLUMNS,
-    moleculenet_targets,
     molecule_with_bonds,
+    moleculenet_targets,
     parse_coordinates,
     parse_elements,
 )
@@ -106,13 +107,33 @@ def test_methane_hand_checked_against_pyg_documented_values(graphs):
     assert methane.z.tolist() == [6, 1, 1, 1, 1]
     assert methane.pos[0].tolist() == pytest.approx([-0.0127, 1.0858, 0.0080], abs=1e-7)
     # PyG's QM9[0].y (mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, Cv, U0..G atomisation, A, B, C)
-    pyg_y0 = [0.0, 13.21, -10.5499, 3.1865, 13.7363, 35.3641, 1.2177, -1101.4878, -1101.4098, -1101.3840,
-              -1102.0229, 6.469, -17.1722, -17.2868, -17.3897, -16.1519, 157.7118, 157.7100, 157.7070]
+    pyg_y0 = [
+        0.0,
+        13.21,
+        -10.5499,
+        3.1865,
+        13.7363,
+        35.3641,
+        1.2177,
+        -1101.4878,
+        -1101.4098,
+        -1101.3840,
+        -1102.0229,
+        6.469,
+        -17.1722,
+        -17.2868,
+        -17.3897,
+        -16.1519,
+        157.7118,
+        157.7100,
+        157.7070,
+    ]
     assert methane.y.shape == (1, 19)
     assert methane.y[0].tolist() == pytest.approx(pyg_y0, abs=6e-5)
     # the reference experiment's 11 targets, e.g. HOMO = −0.3877 Ha = −10.5499 eV, U0_atom −17.1722 eV
     assert methane.y[0, list(TARGET_COLUMNS)].tolist() == pytest.approx(
-        [0.0, 13.21, -10.5499, 3.1865, 35.3641, 1.2177, -17.1722, -17.2868, -17.3897, -16.1519, 6.469], abs=6e-5)
+        [0.0, 13.21, -10.5499, 3.1865, 35.3641, 1.2177, -17.1722, -17.2868, -17.3897, -16.1519, 6.469], abs=6e-5
+    )
     bonded = methane.edge_attr[:, :4].sum(1) == 1
     assert bonded.sum() == 8  # 4 C–H bonds, both directions
     assert (methane.edge_attr[bonded, 0] == 1).all()  # all single
@@ -167,7 +188,9 @@ def test_determined_bonds_reproduce_the_qm9_smiles_graph():
     for elements, xyz, smiles in zip(table["Elements"], table["XYZ_Ang"], table["SMILES"]):
         mol, _ = molecule_with_bonds(parse_elements(elements), parse_coordinates(xyz))
         mol = Chem.RemoveAllHs(mol, sanitize=True)
-        assert Chem.MolToSmiles(mol, isomericSmiles=False) == Chem.MolToSmiles(Chem.MolFromSmiles(smiles), isomericSmiles=False), smiles
+        assert Chem.MolToSmiles(mol, isomericSmiles=False) == Chem.MolToSmiles(
+            Chem.MolFromSmiles(smiles), isomericSmiles=False
+        ), smiles
 
 
 def test_constants_are_pygs():
@@ -191,7 +214,9 @@ def test_fast_batches_equal_pyg_collation(graphs):
 
 
 def test_loader_covers_every_item_once_and_shuffles_by_generator(graphs):
-    epoch = lambda seed: [b.idx.tolist() for b in graphs.loader(4, shuffle=True, generator=torch.Generator().manual_seed(seed))]
+    def epoch(seed):
+        return [b.idx.tolist() for b in graphs.loader(4, shuffle=True, generator=torch.Generator().manual_seed(seed))]
+
     first = epoch(0)
     assert [len(b) for b in first] == [4, 2]
     assert sorted(sum(first, [])) == [i - 1 for i in FIXTURE_INDICES]
@@ -281,8 +306,10 @@ def test_concurrent_loads_build_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(qm9_build, "_build_from_qm9pack", counted)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(load_qm9(root=FIXTURE, cache_dir=tmp_path, progress=False)))
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:

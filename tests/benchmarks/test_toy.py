@@ -1,4 +1,5 @@
 """The synthetic toy benchmark: deterministic data, imbalanced scales, hand-checked metrics."""
+
 import pytest
 import torch
 

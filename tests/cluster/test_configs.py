@@ -1,4 +1,5 @@
 """The cluster configs: Ray's own schema, resources that match the hardware, Slurm, KubeRay."""
+
 from __future__ import annotations
 
 import copy
@@ -21,13 +22,24 @@ STORAGE_OF = {"aws-g5.yaml": "s3://", "gcp-gpu.yaml": "gs://", "onprem-local.yam
 
 # vCPUs and GPUs of every machine type the configs use (AWS and GCP product pages).
 AWS_INSTANCES = {
-    "m5.xlarge": (4, 0), "m5.2xlarge": (8, 0), "m5.4xlarge": (16, 0),
-    "g5.xlarge": (4, 1), "g5.2xlarge": (8, 1), "g5.4xlarge": (16, 1), "g5.8xlarge": (32, 1),
-    "g5.12xlarge": (48, 4), "g5.24xlarge": (96, 4), "g5.48xlarge": (192, 8),
+    "m5.xlarge": (4, 0),
+    "m5.2xlarge": (8, 0),
+    "m5.4xlarge": (16, 0),
+    "g5.xlarge": (4, 1),
+    "g5.2xlarge": (8, 1),
+    "g5.4xlarge": (16, 1),
+    "g5.8xlarge": (32, 1),
+    "g5.12xlarge": (48, 4),
+    "g5.24xlarge": (96, 4),
+    "g5.48xlarge": (192, 8),
 }
 GCP_MACHINE_CPUS = {
-    "n2-standard-4": 4, "n2-standard-8": 8, "n1-standard-4": 4, "n1-standard-8": 8,
-    "n1-standard-16": 16, "n1-standard-32": 32,
+    "n2-standard-4": 4,
+    "n2-standard-8": 8,
+    "n1-standard-4": 4,
+    "n1-standard-8": 8,
+    "n1-standard-16": 16,
+    "n1-standard-32": 32,
 }
 
 
@@ -67,9 +79,14 @@ def test_ray_up_config_passes_rays_own_validation(name):
 def test_config_opens_with_the_commands_to_start_use_and_tear_down(name):
     header = (CLUSTER / name).read_text().split("\n\n")[0]
     assert all(line.startswith("#") for line in header.splitlines())
-    for command in (f"ray up -y cluster/{name}", f"ray attach cluster/{name}",
-                    f"ray down -y cluster/{name}", "python -m ntkmtl.tune", "--address auto",
-                    f"--set storage={STORAGE_OF[name]}"):
+    for command in (
+        f"ray up -y cluster/{name}",
+        f"ray attach cluster/{name}",
+        f"ray down -y cluster/{name}",
+        "python -m ntkmtl.tune",
+        "--address auto",
+        f"--set storage={STORAGE_OF[name]}",
+    ):
         assert command in " ".join(header.replace("#", " ").replace("\\\n", " ").split()), command
 
 
@@ -126,7 +143,8 @@ def test_sbatch_script_parses_and_asks_for_one_ray_task_per_node():
     subprocess.run(["bash", "-n", str(SBATCH)], check=True)
     directives = dict(
         re.match(r"#SBATCH --([\w-]+)(?:=(\S+))?", line).groups()
-        for line in SBATCH.read_text().splitlines() if line.startswith("#SBATCH")
+        for line in SBATCH.read_text().splitlines()
+        if line.startswith("#SBATCH")
     )
     assert directives["ntasks-per-node"] == "1"
     assert int(directives["nodes"]) >= 2 and int(directives["gpus-per-node"]) >= 1
@@ -141,7 +159,7 @@ def test_sbatch_script_starts_head_then_workers_then_the_sweep(tmp_path):
         "scontrol": 'printf "gpu01\\ngpu02\\ngpu03\\n"',
         # srun runs `hostname --ip-address` for real work; everything else is recorded.
         "srun": 'while [ "$1" != hostname ] && [ "$1" != ray ]; do a="$a $1"; shift; done\n'
-                'if [ "$1" = hostname ]; then echo "10.1.2.3 fe80::1"; else echo "srun$a $*" >> "$LOG"; fi',
+        'if [ "$1" = hostname ]; then echo "10.1.2.3 fe80::1"; else echo "srun$a $*" >> "$LOG"; fi',
         "ray": 'echo "ray $*" >> "$LOG"',
         "python": 'echo "python $*" >> "$LOG"; exit 3',
         "sleep": "true",
@@ -153,12 +171,22 @@ def test_sbatch_script_starts_head_then_workers_then_the_sweep(tmp_path):
     venv.mkdir(parents=True)
     (venv / "activate").write_text("")
     env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "LOG": str(log),
-        "NTKMTL_VENV": str(venv.parent), "SLURM_JOB_NODELIST": "gpu[01-03]", "SLURM_JOB_ID": "77",
-        "SLURM_GPUS_PER_NODE": "a100:4", "SLURM_CPUS_PER_TASK": "16",
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LOG": str(log),
+        "NTKMTL_VENV": str(venv.parent),
+        "SLURM_JOB_NODELIST": "gpu[01-03]",
+        "SLURM_JOB_ID": "77",
+        "SLURM_GPUS_PER_NODE": "a100:4",
+        "SLURM_CPUS_PER_TASK": "16",
     }
-    result = subprocess.run(["bash", str(SBATCH), "tune_configs/qm9_paper.yaml", "--resume"],
-                            env=env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", str(SBATCH), "tune_configs/qm9_paper.yaml", "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 3, result.stderr  # the sweep's exit status is the job's
     calls = [line.split() for line in log.read_text().splitlines()]
     starts = [c for c in calls if c[0] == "srun"]  # started in the background: any order
@@ -172,8 +200,20 @@ def test_sbatch_script_starts_head_then_workers_then_the_sweep(tmp_path):
     assert all("--address=10.1.2.3:6379" in w for w in workers)
     # the background srun steps may log after the sweep; the sweep runs once, after the head check
     sweeps = [i for i, c in enumerate(calls) if c[0] == "python"]
-    assert [calls[i] for i in sweeps] == [["python", "-u", "-m", "ntkmtl.tune", "tune_configs/qm9_paper.yaml",
-                                           "--address", "auto", "--set", f"storage={tmp_path}/ntkmtl_results", "--resume"]]
+    assert [calls[i] for i in sweeps] == [
+        [
+            "python",
+            "-u",
+            "-m",
+            "ntkmtl.tune",
+            "tune_configs/qm9_paper.yaml",
+            "--address",
+            "auto",
+            "--set",
+            f"storage={tmp_path}/ntkmtl_results",
+            "--resume",
+        ]
+    ]
     assert calls.index(["ray", "status", "--address=10.1.2.3:6379"]) < sweeps[0]
     assert (tmp_path / "ntkmtl_results").is_dir()
 
@@ -191,7 +231,7 @@ def test_kuberay_rayjob_has_a_cpu_head_gpu_workers_and_the_sweep_entrypoint():
     subprocess.run(["bash", "-n", "-c", entry], check=True)
     copy = re.search(r'python -c "(.*?)";', entry).group(1).replace('\\"', '"')
     compile(copy, "entrypoint", "exec")
-    assert "fs.copy_files(\"results/" in copy and "s3://" in copy
+    assert 'fs.copy_files("results/' in copy and "s3://" in copy
     cluster = spec["rayClusterSpec"]
     assert cluster["rayVersion"] == ray.__version__
     head = cluster["headGroupSpec"]

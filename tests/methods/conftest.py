@@ -1,4 +1,5 @@
 """A tiny seeded two-task regression problem on which every method can take real steps."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Batched per-task gradients (train.task_gradients: batched) give the loop's G, on every benchmark model."""
+
 import pytest
 import torch
 
@@ -45,6 +46,7 @@ def test_celeba_cnn_with_batchnorm():
     images, labels = torch.rand(4, 3, 32, 32, generator=gen), (torch.rand(4, 40, generator=gen) > 0.5).float()
     torch.manual_seed(0)
     model = CelebACNN(40, width_multiplier=0.0625)
+
     def losses(out):
         return torch.nn.functional.binary_cross_entropy_with_logits(out, labels, reduction="none").mean(0)
 
@@ -102,15 +104,26 @@ def test_the_mode_switches_task_gradients_and_is_restored(monkeypatch):
         task_gradients(torch.stack([(a**2).sum(), a.sum()]), [a])
     task_gradients(torch.stack([(a**2).sum(), a.sum()]), [a])
     assert calls == [1]
-    with pytest.raises(ValueError, match="task_gradients='vmap' is not valid; valid: loop, batched"), task_gradient_mode("vmap"):
+    with (
+        pytest.raises(ValueError, match="task_gradients='vmap' is not valid; valid: loop, batched"),
+        task_gradient_mode("vmap"),
+    ):
         pass
 
 
 @pytest.mark.parametrize("name, hparams", [(m, {}) for m in GRADIENT_METHODS] + [("ntkmtl", {"n": 2})])
 def test_a_trial_with_batched_gradients_matches_the_loop(name, hparams):
     def run(mode):
-        config = TrialConfig(benchmark="toy", method=name, hparams=hparams, task_gradients=mode, device="cpu",
-                             data={"n_train": 64, "n_val": 32, "n_test": 32}, epochs=2, batch_size=32)
+        config = TrialConfig(
+            benchmark="toy",
+            method=name,
+            hparams=hparams,
+            task_gradients=mode,
+            device="cpu",
+            data={"n_train": 64, "n_val": 32, "n_test": 32},
+            epochs=2,
+            batch_size=32,
+        )
         trial = Trial(config)
         records = list(trial.run())
         return trial, records

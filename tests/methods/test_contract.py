@@ -1,5 +1,6 @@
 """The trainer ↔ method contract: Requirements, the checked StepResult, Gramian weights on a
 matrix alone, the K-scaling in one place, and the one train_step."""
+
 import math
 
 import pytest
@@ -30,12 +31,22 @@ def test_requirements_are_frozen_validated_and_give_the_chunks():
 def test_each_method_declares_its_requirements_once():
     assert get_method("ntkmtl", 2).requirements.chunks is None
     assert get_method("ntkmtl", 2, n=3, chunking="balanced").requirements == Requirements(
-        task_gradients=True, chunks=3, chunking="balanced")
+        task_gradients=True, chunks=3, chunking="balanced"
+    )
     assert get_method("ntkmtl_sr", 2).requirements == Requirements(representation=True, chunks=4)
     assert get_method("famo", 2).requirements == Requirements(losses_after_step=True)
     assert {n for n, c in METHODS.items() if c.requires.losses_after_step} == {"famo"}
     assert {n for n, c in METHODS.items() if not c.requires.task_gradients} == {
-        "stl", "ls", "uw", "scaleinvls", "rlw", "dwa", "famo", "go4align", "ntkmtl_sr"}
+        "stl",
+        "ls",
+        "uw",
+        "scaleinvls",
+        "rlw",
+        "dwa",
+        "famo",
+        "go4align",
+        "ntkmtl_sr",
+    }
 
 
 def test_step_result_converts_what_it_logs_and_refuses_the_rest():
@@ -43,7 +54,12 @@ def test_step_result_converts_what_it_logs_and_refuses_the_rest():
     checked = result.checked(3, "method 'x'")
     assert checked["loss"] == 2.5 and type(checked["loss"]) is float and checked["failures"] == 1.0
     assert list(checked.logged(("a", "b", "c"))) == [
-        ("method_loss", 2.5), ("method_failures", 1.0), ("method_norms_a", 0.0), ("method_norms_b", 1.0), ("method_norms_c", 2.0)]
+        ("method_loss", 2.5),
+        ("method_failures", 1.0),
+        ("method_norms_a", 0.0),
+        ("method_norms_b", 1.0),
+        ("method_norms_c", 2.0),
+    ]
     assert "norms" in checked and checked.get("absent", 7) == 7 and torch.equal(checked["weights"], torch.ones(3))
     for values, message in (
         ({"matrix": torch.ones(3, 3)}, r"step value 'matrix' of shape \(3, 3\) cannot be logged"),
@@ -91,8 +107,18 @@ def test_gramian_weights_need_no_model():
     assert torch.equal(pc.weights, torch.ones(2, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("name, scaling", [("mgda", "weights"), ("fairgrad", "weights"), ("ntkmtl", "update"),
-                                           ("pcgrad", None), ("imtl", None), ("nashmtl", None), ("cagrad", None)])
+@pytest.mark.parametrize(
+    "name, scaling",
+    [
+        ("mgda", "weights"),
+        ("fairgrad", "weights"),
+        ("ntkmtl", "update"),
+        ("pcgrad", None),
+        ("imtl", None),
+        ("nashmtl", None),
+        ("cagrad", None),
+    ],
+)
 def test_k_scaling_is_declared_and_applied_once_by_the_base(name, scaling):
     method = get_method(name, 2)
     assert isinstance(method, GramianMethod) and method.k_scaling == scaling
@@ -118,11 +144,15 @@ def test_train_step_honours_the_requirements(problem, monkeypatch):
     sr = get_method("ntkmtl_sr", 2, n_splits=4)
     calls = []
     original = sr.backward
-    monkeypatch.setattr(sr, "backward", lambda losses, *a, **k: calls.append((losses.shape, k)) or original(losses, *a, **k))
+    monkeypatch.setattr(
+        sr, "backward", lambda losses, *a, **k: calls.append((losses.shape, k)) or original(losses, *a, **k)
+    )
     train_step(sr, p.loss_terms, p.optimizer(sr), p.shared, p.head_params)
     assert calls[0][0] == (4, 2) and calls[0][1]["representation"] is not None
     ls = get_method("ls", 2)
-    monkeypatch.setattr(ls, "backward", lambda losses, *a, **k: calls.append((losses.shape, k)) or StepResult(torch.ones(2)))
+    monkeypatch.setattr(
+        ls, "backward", lambda losses, *a, **k: calls.append((losses.shape, k)) or StepResult(torch.ones(2))
+    )
     train_step(ls, p.loss_terms, p.optimizer(ls), p.shared, p.head_params)
     assert calls[1] == ((2,), {"representation": None})
 

@@ -1,4 +1,5 @@
 """The shared gradient helpers against direct autograd, and NTKMTL-SR's weights by hand."""
+
 import math
 
 import pytest
@@ -30,7 +31,11 @@ def test_balanced_chunks_cover_the_batch_evenly():
 
 def test_task_gradients_match_autograd_and_zero_unused_parameters():
     torch.manual_seed(0)
-    a, b, unused = torch.randn(3, requires_grad=True), torch.randn(2, 2, requires_grad=True), torch.randn(4, requires_grad=True)
+    a, b, unused = (
+        torch.randn(3, requires_grad=True),
+        torch.randn(2, 2, requires_grad=True),
+        torch.randn(4, requires_grad=True),
+    )
     losses = torch.stack([(a**2).sum() + b.sum(), (a * b[0].sum()).sum(), torch.tensor(1.0)])
     grads = task_gradients(losses, [a, b, unused], retain_graph=True)
     assert grads.shape == (3, 3 + 4 + 4)

@@ -5,6 +5,7 @@ L_k = b_k and ∂L_k/∂c_k = b_k. A method that back-propagates its weighted ob
 into the heads (f_k = L_k, or log L_k for the log variants, ∂ log L_k/∂c_k = 1) gives head k the
 gradient w_k ∂f_k/∂c_k; the others give it the plain ∂L_k/∂c_k = b_k.
 """
+
 import math
 import random
 
@@ -97,10 +98,14 @@ def reference_imtl_weights(grads: torch.Tensor) -> torch.Tensor:
     return torch.cat([(1 - rest.sum()).reshape(1), rest])
 
 
-@pytest.mark.parametrize("rows", [
-    [[1.0, 0.0, 0.5], [0.2, 2.0, 0.0], [0.3, -0.4, 1.0]],
-    [[1.0, 1.0], [2.0, 2.0], [1.0, 0.0]],  # two parallel gradients: D Uᵀ is singular
-], ids=["regular", "singular"])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[1.0, 0.0, 0.5], [0.2, 2.0, 0.0], [0.3, -0.4, 1.0]],
+        [[1.0, 1.0], [2.0, 2.0], [1.0, 0.0]],  # two parallel gradients: D Uᵀ is singular
+    ],
+    ids=["regular", "singular"],
+)
 def test_imtl_weights_match_the_reference_formula(rows):
     grads = torch.tensor(rows, dtype=torch.float64)
     theta = torch.zeros(grads.shape[1], dtype=torch.float64, requires_grad=True)

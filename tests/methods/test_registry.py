@@ -1,12 +1,32 @@
 """The registry: all 22 names, and clear errors for bad names and hyperparameters."""
+
 import pytest
 import torch
 
 from ntkmtl.methods import METHODS, Requirements, describe_methods, get_method, method_class
 
 REFERENCE_NAMES = [
-    "stl", "ls", "uw", "scaleinvls", "rlw", "dwa", "pcgrad", "mgda", "graddrop", "log_mgda", "cagrad",
-    "log_cagrad", "imtl", "log_imtl", "nashmtl", "famo", "fairgrad", "pivrg", "consmtl", "go4align", "ntkmtl",
+    "stl",
+    "ls",
+    "uw",
+    "scaleinvls",
+    "rlw",
+    "dwa",
+    "pcgrad",
+    "mgda",
+    "graddrop",
+    "log_mgda",
+    "cagrad",
+    "log_cagrad",
+    "imtl",
+    "log_imtl",
+    "nashmtl",
+    "famo",
+    "fairgrad",
+    "pivrg",
+    "consmtl",
+    "go4align",
+    "ntkmtl",
 ]
 
 
@@ -26,10 +46,20 @@ def test_reference_defaults():
     assert defaults["log_cagrad"] == {"c": 0.4, "solver": "slsqp", "head_gradients": "objective", "max_norm": 1.0}
     assert defaults["fairgrad"]["alpha"] == 1.0
     assert defaults["famo"] == {"gamma": 0.01, "w_lr": 0.025, "max_norm": 0.0}
-    assert defaults["dwa"] == {"temperature": 2.0, "weight_update": "iterations", "iteration_window": 25,
-                               "loss_reduction": "mean", "max_norm": 0.0}
-    assert defaults["nashmtl"] == {"optim_niter": 20, "solver": "ecos", "update_weights_every": 1,
-                                   "head_gradients": "objective", "max_norm": 0.0}
+    assert defaults["dwa"] == {
+        "temperature": 2.0,
+        "weight_update": "iterations",
+        "iteration_window": 25,
+        "loss_reduction": "mean",
+        "max_norm": 0.0,
+    }
+    assert defaults["nashmtl"] == {
+        "optim_niter": 20,
+        "solver": "ecos",
+        "update_weights_every": 1,
+        "head_gradients": "objective",
+        "max_norm": 0.0,
+    }
     for name in ("mgda", "log_mgda"):
         assert defaults[name] == {"solver": "sener_koltun", "head_gradients": "objective", "max_norm": 0.0}
     for name in ("imtl", "log_imtl"):
@@ -37,7 +67,13 @@ def test_reference_defaults():
     assert defaults["pcgrad"] == {"self_projection": True, "max_norm": 1.0}
     assert defaults["go4align"] == {"robust_step_size": 1e-4, "num_groups": 5, "max_norm": 0.0}
     assert defaults["ntkmtl"] == {"ntk_exp": 0.5, "n": 1, "eps": 1e-8, "chunking": "torch_chunk", "max_norm": 1.0}
-    assert defaults["ntkmtl_sr"] == {"ntk_exp": 0.5, "n_splits": 4, "eps": 1e-8, "chunking": "torch_chunk", "max_norm": 0.0}
+    assert defaults["ntkmtl_sr"] == {
+        "ntk_exp": 0.5,
+        "n_splits": 4,
+        "eps": 1e-8,
+        "chunking": "torch_chunk",
+        "max_norm": 0.0,
+    }
 
 
 def test_unknown_method_lists_valid_names():
@@ -48,7 +84,11 @@ def test_unknown_method_lists_valid_names():
 @pytest.mark.parametrize(
     "name, hparams, pattern",
     [
-        ("cagrad", {"cc": 0.5}, r"unknown hyperparameter 'cc' \(value 0.5\); valid hyperparameters: c, solver, max_norm"),
+        (
+            "cagrad",
+            {"cc": 0.5},
+            r"unknown hyperparameter 'cc' \(value 0.5\); valid hyperparameters: c, solver, max_norm",
+        ),
         ("cagrad", {"c": -1.0}, r"c=-1.0 is out of range; valid: float in \[0, inf\)"),
         ("cagrad", {"c": "big"}, r"c='big' is not a number"),
         ("fairgrad", {"alpha": 0}, r"alpha=0 is out of range; valid: float in \(0, inf\)"),

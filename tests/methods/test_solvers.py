@@ -1,4 +1,5 @@
 """The shared solvers against independent answers: scipy's SLSQP, brute force, closed forms."""
+
 import itertools
 
 import numpy as np
@@ -8,7 +9,11 @@ from scipy.optimize import minimize
 
 from ntkmtl.methods.go4align import kmeans_1d
 from ntkmtl.methods.solvers import (
-    cagrad_weights, fair_weights, min_norm_weights, nash_weights, project_to_simplex,
+    cagrad_weights,
+    fair_weights,
+    min_norm_weights,
+    nash_weights,
+    project_to_simplex,
 )
 
 
@@ -20,8 +25,13 @@ def gram(k, p, seed, scale=1.0):
 
 
 def slsqp_on_simplex(objective, k):
-    result = minimize(objective, np.full(k, 1.0 / k), bounds=[(0, 1)] * k,
-                      constraints={"type": "eq", "fun": lambda x: x.sum() - 1}, tol=1e-12)
+    result = minimize(
+        objective,
+        np.full(k, 1.0 / k),
+        bounds=[(0, 1)] * k,
+        constraints={"type": "eq", "fun": lambda x: x.sum() - 1},
+        tol=1e-12,
+    )
     return result.fun
 
 

@@ -1,7 +1,8 @@
 """Every method trains a small seeded two-task problem, clips when asked, and resumes exactly."""
+
 import io
-import math
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -60,12 +61,15 @@ def test_state_dict_round_trip_reproduces_the_next_step(name, problem, make_meth
     method = make_method(name)
     optimizer, _ = run(p, method, 5, epoch_every=2)
     buffer = io.BytesIO()
-    torch.save({
-        "model": [q.detach().clone() for q in p.shared + p.head_params],
-        "optimizer": optimizer.state_dict(),
-        "method": method.state_dict(),
-        "rng": torch.get_rng_state(),
-    }, buffer)
+    torch.save(
+        {
+            "model": [q.detach().clone() for q in p.shared + p.head_params],
+            "optimizer": optimizer.state_dict(),
+            "method": method.state_dict(),
+            "rng": torch.get_rng_state(),
+        },
+        buffer,
+    )
     first = p.step(method, optimizer)
     first_grads = [q.grad.clone() for q in p.shared + p.head_params]
 

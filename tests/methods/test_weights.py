@@ -4,6 +4,7 @@ Each task loss is linear in the shared parameter θ ∈ R² (L_k = a_kᵀθ + b_
 gradients g_k = a_k are exact and the expected update can be worked out by hand. Clipping is off
 (max_norm=0) so that θ.grad is the method's raw update.
 """
+
 import math
 
 import pytest
@@ -69,15 +70,25 @@ TABLE = [
     # FAMO's first step: z uniform, w = (1/L) / Σ(1/L) = [¾, ¼]
     ("famo", {}, ORTHOGONAL, [1.0, 3.0], [0.75, 0.25], [0.75, 0.5]),
     # GO4Align, η = 0: v = (ΣL / L) / K = [5/2, 5/8, 5/8... ] grouped into 2 -> [2.5, mean(5/6, 5/8)]
-    ("go4align", {"robust_step_size": 0.0, "num_groups": 2}, [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [1.0, 3.0, 4.0],
-     [8 / 3, (8 / 9 + 8 / 12) / 2, (8 / 9 + 8 / 12) / 2], [8 / 3 + (8 / 9 + 8 / 12) / 2, (8 / 9 + 8 / 12)]),
+    (
+        "go4align",
+        {"robust_step_size": 0.0, "num_groups": 2},
+        [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
+        [1.0, 3.0, 4.0],
+        [8 / 3, (8 / 9 + 8 / 12) / 2, (8 / 9 + 8 / 12) / 2],
+        [8 / 3 + (8 / 9 + 8 / 12) / 2, (8 / 9 + 8 / 12)],
+    ),
 ]
 
 
-@pytest.mark.parametrize("name, hparams, rows, offsets, weights, update", TABLE, ids=[f"{r[0]}-{i}" for i, r in enumerate(TABLE)])
+@pytest.mark.parametrize(
+    "name, hparams, rows, offsets, weights, update", TABLE, ids=[f"{r[0]}-{i}" for i, r in enumerate(TABLE)]
+)
 def test_known_weights(name, hparams, rows, offsets, weights, update):
     grad, info = linear_step(name, rows, offsets, **hparams)
-    assert torch.allclose(info["weights"].double(), torch.tensor(weights, dtype=torch.float64), rtol=1e-4, atol=1e-6), info["weights"]
+    assert torch.allclose(info["weights"].double(), torch.tensor(weights, dtype=torch.float64), rtol=1e-4, atol=1e-6), (
+        info["weights"]
+    )
     assert torch.allclose(grad, torch.tensor(update, dtype=torch.float64), rtol=1e-4, atol=1e-6), grad
     assert info.get("solver_failures", 0) == 0
 
@@ -96,7 +107,10 @@ def test_ntkmtl_chunked_uses_largest_eigenvalue():
 
 def random_gradients(k, p=7, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(1, p, generator=gen, dtype=torch.float64) + 0.7 * torch.randn(k, p, generator=gen, dtype=torch.float64)).tolist()
+    return (
+        torch.randn(1, p, generator=gen, dtype=torch.float64)
+        + 0.7 * torch.randn(k, p, generator=gen, dtype=torch.float64)
+    ).tolist()
 
 
 @pytest.mark.parametrize("k", [2, 3, 5])

@@ -1,4 +1,5 @@
 """`python -m ntkmtl.tune`: --help lists the methods, --dry-run prints the plan and starts nothing."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,7 +36,13 @@ def test_dry_run_of_a_paper_grid_warns_about_missing_data(capsys, tmp_path):
 
 def test_every_config_opens_with_its_command_and_validates(capsys):
     files = sorted(CONFIGS.glob("*.yaml"))
-    assert {f.name for f in files} >= {"quickstart.yaml", "qm9_paper.yaml", "celeba_paper.yaml", "nyuv2_paper.yaml", "cityscapes_paper.yaml"}
+    assert {f.name for f in files} >= {
+        "quickstart.yaml",
+        "qm9_paper.yaml",
+        "celeba_paper.yaml",
+        "nyuv2_paper.yaml",
+        "cityscapes_paper.yaml",
+    }
     for path in files:
         first = path.read_text().splitlines()[0]
         assert first.startswith("# python -m ntkmtl.tune tune_configs/" + path.name), path

@@ -1,4 +1,5 @@
 """Sweep config validation: every bad config gets its own clear error, before Ray is imported."""
+
 from __future__ import annotations
 
 import json
@@ -43,9 +44,18 @@ BAD = {
     "missing benchmark": ({"benchmark": None}, ["benchmark", "is required"]),
     "unknown benchmark": ({"benchmark": "qm10"}, ["benchmark = 'qm10'", "valid: celeba, cityscapes, nyuv2, qm9, toy"]),
     "unknown method": ({"methods": {"ntkmlt": {}}}, ["methods.ntkmlt", "did you mean 'ntkmtl'", "valid:"]),
-    "unknown hyperparameter": ({"methods": {"ls": {"ntk_exp": [0.5]}}}, ["methods.ls.ntk_exp", "unknown key 'ntk_exp'", "max_norm"]),
-    "hyperparameter wrong type": ({"methods": {"ntkmtl": {"ntk_exp": [0.5, "big"]}}}, ["methods.ntkmtl.ntk_exp[1] = 'big'", "not a number"]),
-    "hyperparameter out of range": ({"methods": {"ntkmtl": {"ntk_exp": -1}}}, ["methods.ntkmtl.ntk_exp = -1", "out of range", "[0, 4]"]),
+    "unknown hyperparameter": (
+        {"methods": {"ls": {"ntk_exp": [0.5]}}},
+        ["methods.ls.ntk_exp", "unknown key 'ntk_exp'", "max_norm"],
+    ),
+    "hyperparameter wrong type": (
+        {"methods": {"ntkmtl": {"ntk_exp": [0.5, "big"]}}},
+        ["methods.ntkmtl.ntk_exp[1] = 'big'", "not a number"],
+    ),
+    "hyperparameter out of range": (
+        {"methods": {"ntkmtl": {"ntk_exp": -1}}},
+        ["methods.ntkmtl.ntk_exp = -1", "out of range", "[0, 4]"],
+    ),
     "empty grid": ({"methods": {"ntkmtl": {"ntk_exp": []}}}, ["methods.ntkmtl.ntk_exp = []", "empty grid"]),
     "no methods": ({"methods": {}}, ["methods = {}", "is empty"]),
     "empty seeds": ({"seeds": []}, ["seeds = []", "is empty"]),
@@ -58,7 +68,10 @@ BAD = {
     "data option out of range": ({"data": {"n_train": 0}}, ["data.n_train = 0", "out of range"]),
     "negative cpu": ({"resources": {"cpu": -1}}, ["resources.cpu = -1", "> 0"]),
     "gpu 1.5": ({"resources": {"gpu": 1.5}}, ["resources.gpu = 1.5", "whole number"]),
-    "unknown scheduler": ({"scheduler.type": "hyperband"}, ["scheduler.type = 'hyperband'", "valid: none, asha, seed_asha"]),
+    "unknown scheduler": (
+        {"scheduler.type": "hyperband"},
+        ["scheduler.type = 'hyperband'", "valid: none, asha, seed_asha"],
+    ),
     "mode contradicts metric": ({"scheduler.mode": "max"}, ["scheduler.mode = 'max'", "lower is better"]),
     "metric unknown": ({"scheduler.metric": "test_delta_m"}, ["scheduler.metric = 'test_delta_m'", "val_delta_m"]),
     "grace beyond epochs": ({"scheduler.grace_period": 9}, ["scheduler.grace_period = 9", "4 epochs"]),
@@ -111,8 +124,14 @@ def test_bad_configs_give_distinct_messages():
 
 
 def test_missing_data_directory_is_reported_before_anything_runs(tmp_path):
-    raw = with_({"benchmark": "celeba", "data": {"root": str(tmp_path / "nowhere")}, "methods": {"ls": {}},
-                 "scheduler": {"type": "none"}})
+    raw = with_(
+        {
+            "benchmark": "celeba",
+            "data": {"root": str(tmp_path / "nowhere")},
+            "methods": {"ls": {}},
+            "scheduler": {"type": "none"},
+        }
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(raw, source="celeba.yaml")
     assert "celeba.yaml: data.root = " in str(info.value) and "nowhere" in str(info.value)
@@ -158,7 +177,12 @@ def test_cli_rejects_bad_configs_without_importing_ray(tmp_path):
             out.append([code, err.getvalue()])
         print(json.dumps({{"results": out, "ray_imported": "ray" in sys.modules}}))
     """)
-    env = {"PATH": "/usr/bin:/bin", "NETRC": str(tmp_path / "none"), "HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[2])}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NETRC": str(tmp_path / "none"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+    }
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])

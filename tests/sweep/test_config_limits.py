@@ -1,6 +1,7 @@
 """Config limits beyond the keys: duplicate YAML keys, seeds the RNGs accept, names the
 filesystem accepts. Each was accepted before and failed later (a lost grid, an error in every
 trial, an ``OSError`` after dry-run passed); each is now one line, exit 2, before Ray."""
+
 from __future__ import annotations
 
 import textwrap
@@ -45,7 +46,9 @@ def test_duplicate_keys_anywhere_and_in_overrides_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"line 4: key 'epochs' is given twice in one mapping \(first on line 4\)"):
         load_config(nested, check_data=False)
     good = write(tmp_path, "benchmark: toy\nseeds: [0]\nmethods: {ls: {}}\n")
-    with pytest.raises(ConfigError, match=r"--set 'methods=\{ls: \{\}, ls: \{max_norm: 1\}\}': line 1: key 'ls' is given twice"):
+    with pytest.raises(
+        ConfigError, match=r"--set 'methods=\{ls: \{\}, ls: \{max_norm: 1\}\}': line 1: key 'ls' is given twice"
+    ):
         load_config(good, ["methods={ls: {}, ls: {max_norm: 1}}"], check_data=False)
 
 
@@ -77,7 +80,9 @@ def test_seeds_are_bounded_by_what_numpy_accepts(tmp_path):
 def test_the_largest_seed_trains(toy):
     from ntkmtl.train import Trial, TrialConfig
 
-    trial = Trial(TrialConfig(benchmark="toy", data={"n_train": 64, "n_val": 16, "n_test": 16}, seed=SEED_MAX, epochs=1))
+    trial = Trial(
+        TrialConfig(benchmark="toy", data={"n_train": 64, "n_val": 16, "n_test": 16}, seed=SEED_MAX, epochs=1)
+    )
     records = list(trial.run())
     assert len(records) == 1 and records[0]["epoch"] == 1
 
@@ -100,7 +105,9 @@ def test_a_name_too_long_for_the_files_named_after_it_fails_validation(tmp_path,
 
 def test_output_and_local_storage_paths_are_checked_against_component_and_path_limits(tmp_path):
     path = write(tmp_path, "benchmark: toy\nmethods: {ls: {}}\nseeds: [0]\n")
-    with pytest.raises(ConfigError, match=r"output = '.*…': has a component of 256 bytes \('x{40}…'\); at most 255 bytes each"):
+    with pytest.raises(
+        ConfigError, match=r"output = '.*…': has a component of 256 bytes \('x{40}…'\); at most 255 bytes each"
+    ):
         load_config(path, [f"output={tmp_path}/{'x' * 256}/out"], check_data=False)
     deep = "/".join(["d" * 200] * 19)
     with pytest.raises(ConfigError, match=r"storage = .*: is \d+ bytes long; at most 3584 bytes"):

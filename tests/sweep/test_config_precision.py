@@ -1,4 +1,5 @@
 """train.precision and train.task_gradients in a sweep config: validated before Ray starts."""
+
 import pytest
 
 from ntkmtl.sweep.config import ConfigError, parse_config
@@ -21,9 +22,16 @@ def test_precision_and_task_gradients_reach_the_trial_settings():
     [
         ({"precision": "fp8"}, None, ["p.yaml: train.precision = 'fp8'", "valid: fp32, bf16, fp16"]),
         ({"task_gradients": "vmap"}, None, ["train.task_gradients = 'vmap'", "valid: auto, loop, batched"]),
-        ({"precision": "fp16"}, {"ls": {}, "ntkmtl_sr": {}},
-         ["train.precision = 'fp16'", "not available for method 'ntkmtl_sr'", "(methods.ntkmtl_sr)"]),
-        ({"precision": "fp16", "task_gradients": "batched"}, None, ["train.precision = 'fp16'", "needs task_gradients 'loop'"]),
+        (
+            {"precision": "fp16"},
+            {"ls": {}, "ntkmtl_sr": {}},
+            ["train.precision = 'fp16'", "not available for method 'ntkmtl_sr'", "(methods.ntkmtl_sr)"],
+        ),
+        (
+            {"precision": "fp16", "task_gradients": "batched"},
+            None,
+            ["train.precision = 'fp16'", "needs task_gradients 'loop'"],
+        ),
     ],
 )
 def test_bad_precision_settings_are_one_line(train, methods, fragments):

@@ -1,4 +1,5 @@
 """Parquet export: schema, exactly-once rows across retries and restarts, atomic files, readers."""
+
 from __future__ import annotations
 
 import duckdb
@@ -14,8 +15,16 @@ NTK = {"config_id": "bbbb", "method": "ntkmtl", "seed": 1, "hparams": {"ntk_exp"
 
 def record(epoch: int, status: str = "running", loss: float = 1.0) -> dict:
     return {
-        "epoch": epoch, "status": status, "train_loss_a": loss / epoch, "val_mae_a": 0.5, "test_mae_a": 0.6,
-        "val_delta_m": 10.0 - epoch, "test_delta_m": 11.0 - epoch, "weight_a": 1.0, "lr": 1e-3, "epoch_seconds": 0.1,
+        "epoch": epoch,
+        "status": status,
+        "train_loss_a": loss / epoch,
+        "val_mae_a": 0.5,
+        "test_mae_a": 0.6,
+        "val_delta_m": 10.0 - epoch,
+        "test_delta_m": 11.0 - epoch,
+        "weight_a": 1.0,
+        "lr": 1e-3,
+        "epoch_seconds": 0.1,
     }
 
 
@@ -24,9 +33,25 @@ def test_columns_follow_the_design_contract(tmp_path):
     ex.add_record("t1", NTK, record(1))
     table = pq.read_table(tmp_path / "t1.parquet")
     assert table.column_names == [
-        "sweep", "trial_id", "config_id", "benchmark", "method", "hp_max_norm", "hp_n", "hp_ntk_exp",
-        "seed", "epoch", "status", "train_loss_a", "val_mae_a", "test_mae_a", "val_delta_m", "test_delta_m",
-        "weight_a", "lr", "epoch_seconds",
+        "sweep",
+        "trial_id",
+        "config_id",
+        "benchmark",
+        "method",
+        "hp_max_norm",
+        "hp_n",
+        "hp_ntk_exp",
+        "seed",
+        "epoch",
+        "status",
+        "train_loss_a",
+        "val_mae_a",
+        "test_mae_a",
+        "val_delta_m",
+        "test_delta_m",
+        "weight_a",
+        "lr",
+        "epoch_seconds",
     ]
     assert str(table.schema.field("hp_n").type) == "int64" and str(table.schema.field("epoch").type) == "int64"
     ex.add_record("t2", LS, record(1))
@@ -62,8 +87,14 @@ def test_a_new_exporter_continues_from_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "last, ended_by, expected",
-    [("completed", "complete", "completed"), ("running", "complete", "stopped_early"), ("diverged", "complete", "diverged"),
-     ("running", "error", "errored"), ("diverged", "error", "diverged"), (None, "error", "errored")],
+    [
+        ("completed", "complete", "completed"),
+        ("running", "complete", "stopped_early"),
+        ("diverged", "complete", "diverged"),
+        ("running", "error", "errored"),
+        ("diverged", "error", "diverged"),
+        (None, "error", "errored"),
+    ],
 )
 def test_final_status(last, ended_by, expected):
     assert final_status(last, ended_by) == expected
@@ -91,7 +122,16 @@ def test_pandas_pyarrow_and_duckdb_read_many_sweeps(tmp_path):
     (tmp_path / "a" / ".t9.parquet.123.tmp").write_bytes(b"half-written")  # ignored by every reader
     df = read_results([tmp_path / "a", tmp_path / "b"])
     assert len(df) == 6 and list(df.columns[:9]) == [
-        "sweep", "trial_id", "config_id", "benchmark", "method", "hp_max_norm", "hp_n", "hp_ntk_exp", "seed"]
+        "sweep",
+        "trial_id",
+        "config_id",
+        "benchmark",
+        "method",
+        "hp_max_norm",
+        "hp_n",
+        "hp_ntk_exp",
+        "seed",
+    ]
     assert len(read_results(tmp_path)) == 6
     assert pq.read_table(tmp_path / "a" / "t2.parquet").num_rows == 2
     count = duckdb.sql(

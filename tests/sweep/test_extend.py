@@ -5,6 +5,7 @@ epochs, seed 0, ``ls`` and ``ntkmtl ntk_exp=0.5`` (ntkmtl stopped early after ep
 seed-aware ASHA, whose rungs sit at epochs 1 and 2). On Ray: an extension by one seed and one
 method, and an extension killed mid-way and resumed, with every row exactly once.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,14 @@ from ntkmtl.sweep.extend import (
 from ntkmtl.sweep.plan import build_plan, hparam_kinds
 
 REPO = Path(__file__).resolve().parents[2]
-BASE = {"name": "grow", "benchmark": "toy", "train": {"epochs": 3}, "seeds": [0],
-        "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
-        "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2}}
+BASE = {
+    "name": "grow",
+    "benchmark": "toy",
+    "train": {"epochs": 3},
+    "seeds": [0],
+    "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
+    "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+}
 
 
 def write_config(tmp_path: Path, name: str = "grow.yaml", **changes) -> Path:
@@ -50,8 +56,9 @@ def original_output(tmp_path: Path, statuses=None, record: bool = True):
         status, epochs = statuses[spec.method]
         for epoch in range(1, epochs + 1):
             last = status if epoch == epochs and status != "stopped_early" else "running"
-            exporter.add_record(f"t{index}", spec.to_dict(), {"epoch": epoch, "status": last,
-                                                             "val_delta_m": 10.0 * (index + 1) - epoch})
+            exporter.add_record(
+                f"t{index}", spec.to_dict(), {"epoch": epoch, "status": last, "val_delta_m": 10.0 * (index + 1) - epoch}
+            )
         if status == "stopped_early":
             exporter.finish(f"t{index}", "complete")
     if record:
@@ -95,11 +102,14 @@ def test_a_new_method_and_a_new_value_run_and_the_old_value_is_reused(tmp_path):
     assert dropped.run == [] and [k["label"] for k in dropped.kept] == ["ntkmtl"]
 
 
-@pytest.mark.parametrize("override, difference", [
-    ("train.epochs=5", "train.epochs: 3 -> 5"),
-    ("data.n_train=256", "data.n_train: 512 -> 256"),
-    ("train.lr=0.01", "train.lr: <unset> -> 0.01"),
-])
+@pytest.mark.parametrize(
+    "override, difference",
+    [
+        ("train.epochs=5", "train.epochs: 3 -> 5"),
+        ("data.n_train=256", "data.n_train: 512 -> 256"),
+        ("train.lr=0.01", "train.lr: <unset> -> 0.01"),
+    ],
+)
 def test_a_changed_setting_is_refused_naming_the_difference(tmp_path, override, difference):
     original_output(tmp_path)
     with pytest.raises(ExtendError, match="--set name=NEW_NAME") as error:
@@ -137,9 +147,14 @@ def test_nothing_to_extend_without_rows(tmp_path):
 
 def rows_once(out: Path):
     df = read_results(out)
-    trials = df.groupby("trial_id").agg(method=("method", "first"), config=("config_id", "first"),
-                                        seed=("seed", "first"), status=("status", "first"), epochs=("epoch", "count"),
-                                        last=("epoch", "max"))
+    trials = df.groupby("trial_id").agg(
+        method=("method", "first"),
+        config=("config_id", "first"),
+        seed=("seed", "first"),
+        status=("status", "first"),
+        epochs=("epoch", "count"),
+        last=("epoch", "max"),
+    )
     assert not df.duplicated(["trial_id", "epoch"]).any() and not trials.duplicated(["config", "seed"]).any()
     assert (trials["epochs"] == trials["last"]).all()  # epochs 1..last, each once
     return df, trials
@@ -150,14 +165,23 @@ def test_extend_by_one_seed_and_one_method_then_kill_and_resume_an_extension(tmp
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "ntkmtl.tune"]
     short = {"train": {"epochs": 2}}  # rungs at epoch 1: enough for the stop rules, half the time
-    first = subprocess.run(command + [str(write_config(tmp_path, **short))], env=env, cwd=tmp_path, capture_output=True,
-                           text=True, timeout=300)
+    first = subprocess.run(
+        command + [str(write_config(tmp_path, **short))],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     out = tmp_path / "out"
     before = {p.name: p.read_bytes() for p in out.glob("*.parquet")}
-    grown = write_config(tmp_path, "grown.yaml", **short, seeds=[0, 1], methods={"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}, "famo": {}})
-    extended = subprocess.run(command + [str(grown), "--extend"], env=env, cwd=tmp_path, capture_output=True,
-                              text=True, timeout=300)
+    grown = write_config(
+        tmp_path, "grown.yaml", **short, seeds=[0, 1], methods={"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}, "famo": {}}
+    )
+    extended = subprocess.run(
+        command + [str(grown), "--extend"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert extended.returncode == 0, extended.stderr[-3000:]
     assert "this extension ran 4 trials and reused 2" in extended.stdout
     assert {p.name: p.read_bytes() for p in out.glob("*.parquet") if p.name in before} == before  # untouched
@@ -166,14 +190,23 @@ def test_extend_by_one_seed_and_one_method_then_kill_and_resume_an_extension(tmp
     assert set(df["sweep"]) == {"grow"}
     for _, group in trials.groupby("config"):  # a configuration's seeds ran the same epochs
         assert group["last"].nunique() == 1, group
-    again = subprocess.run(command + [str(grown), "--extend"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                           timeout=300)
+    again = subprocess.run(
+        command + [str(grown), "--extend"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0 and "nothing to run" in again.stdout
 
     # a third seed, killed mid-way (2 s per epoch) and resumed: every row exactly once
-    third = write_config(tmp_path, "third.yaml", **short, seeds=[0, 1, 2], methods={"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}, "famo": {}})
-    driver = subprocess.Popen(command + [str(third), "--extend"], env={**env, "NTKMTL_INJECT": "sleep@*:*"}, cwd=tmp_path,
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    third = write_config(
+        tmp_path, "third.yaml", **short, seeds=[0, 1, 2], methods={"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}, "famo": {}}
+    )
+    driver = subprocess.Popen(
+        command + [str(third), "--extend"],
+        env={**env, "NTKMTL_INJECT": "sleep@*:*"},
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(read_results(out)) < len(df) + 2:
@@ -183,11 +216,13 @@ def test_extend_by_one_seed_and_one_method_then_kill_and_resume_an_extension(tmp
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     assert "running" in set(read_results(out)["status"])
-    refused = subprocess.run(command + [str(third), "--extend"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                             timeout=120)
+    refused = subprocess.run(
+        command + [str(third), "--extend"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    resumed = subprocess.run(command + [str(third), "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                             timeout=300)
+    resumed = subprocess.run(
+        command + [str(third), "--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Ray experiment: " in resumed.stdout and "grow-extend2" in resumed.stdout
     df, trials = rows_once(out)

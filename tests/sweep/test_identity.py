@@ -1,5 +1,6 @@
 """A sweep's identity (issue 12, findings 2, 5 and 6), without Ray: a resume with a changed config
 is refused naming the keys, an output directory belongs to one sweep, one driver per sweep."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,16 @@ from ntkmtl.sweep.export import ParquetExporter
 from ntkmtl.sweep.extend import write_record
 from ntkmtl.sweep.identity import DriverLock, SweepError, check_output_owner, check_resume_identity, write_identity
 from ntkmtl.sweep.storage import check_storage, parse_storage
-
 from tests.sweep.test_storage import s3_server  # noqa: F401 - moto's S3 server fixture
 
-BASE = {"name": "ident", "benchmark": "toy", "train": {"epochs": 3}, "seeds": [0, 1], "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
-        "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2}}
+BASE = {
+    "name": "ident",
+    "benchmark": "toy",
+    "train": {"epochs": 3},
+    "seeds": [0, 1],
+    "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
+    "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+}
 
 
 def config(tmp_path, *overrides, **changes):
@@ -49,7 +55,9 @@ def test_resume_with_changed_trials_is_refused_naming_each_key(tmp_path):
     with pytest.raises(SweepError) as error:
         check_resume_identity(changed, location, None)
     message = str(error.value)
-    assert "\n" not in message and message.startswith("--resume: sweep 'ident' was started with another config (changed: ")
+    assert "\n" not in message and message.startswith(
+        "--resume: sweep 'ident' was started with another config (changed: "
+    )
     assert "methods.ntkmtl: {'grid': {'ntk_exp': [0.5]}} -> <unset>" in message
     assert f"output: {tmp_path / 'out'} -> {tmp_path / 'NEW'}" in message and "train.epochs: 3 -> 4" in message
     assert "only max_concurrent, max_failures, resources, wandb may change" in message
@@ -66,23 +74,33 @@ def test_resume_with_changed_trials_is_refused_naming_each_key(tmp_path):
 def test_the_cli_refuses_a_changed_resume_in_one_line_before_ray_starts(tmp_path):
     started(tmp_path)
     command = [sys.executable, "-m", "ntkmtl.tune", str(tmp_path / "ident.yaml"), "--resume", "--set", "train.epochs=4"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()}
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith("error: --resume: sweep 'ident' was started with another config (changed: train.epochs: 3 -> 4)")
+    assert done.stderr.startswith(
+        "error: --resume: sweep 'ident' was started with another config (changed: train.epochs: 3 -> 4)"
+    )
 
 
 def test_an_output_directory_belongs_to_one_sweep(tmp_path):
     cfg, _ = started(tmp_path)
     other = config(tmp_path, "name=other")
-    with pytest.raises(SweepError, match=r"^output .*/out belongs to sweep 'ident' \(its record ident.sweep.json\); one "
-                                         r"directory holds one sweep's results: give sweep 'other' its own output"):
+    with pytest.raises(
+        SweepError,
+        match=r"^output .*/out belongs to sweep 'ident' \(its record ident.sweep.json\); one "
+        r"directory holds one sweep's results: give sweep 'other' its own output",
+    ):
         check_output_owner(other, fresh=True)
     (tmp_path / "out" / "ident.sweep.json").unlink()  # rows alone (a sweep from before records) mark it too
-    ParquetExporter(tmp_path / "out", "ident", "toy", {}).add_record("t0", {"config_id": "a", "method": "ls", "seed": 0, "hparams": {}},
-                                                                       {"epoch": 1, "status": "running"})
+    ParquetExporter(tmp_path / "out", "ident", "toy", {}).add_record(
+        "t0", {"config_id": "a", "method": "ls", "seed": 0, "hparams": {}}, {"epoch": 1, "status": "running"}
+    )
     with pytest.raises(SweepError, match="holds rows of sweep 'ident'"):
         check_output_owner(other, fresh=True)
-    with pytest.raises(SweepError, match="already holds rows of sweep 'ident' but its Ray experiment is not in this storage"):
+    with pytest.raises(
+        SweepError, match="already holds rows of sweep 'ident' but its Ray experiment is not in this storage"
+    ):
         check_output_owner(cfg, fresh=True)
     check_output_owner(cfg, fresh=False)  # its own sweep, resumed or extended
 
@@ -101,9 +119,13 @@ def check_lock(location, uri):
         with pytest.raises(SweepError) as error:
             DriverLock(location, "ident").acquire()
         message = str(error.value)
-        assert message.startswith(f"sweep 'ident' is already running: driver pid {os.getpid()} on host "
-                                  f"{socket.gethostname()} holds its lock {uri}/ident/{identity.LOCK_FILE} (since ")
-        assert message.endswith("a second driver would run its trials twice: wait for it to end, or stop it (Ctrl-C) and then --resume")
+        assert message.startswith(
+            f"sweep 'ident' is already running: driver pid {os.getpid()} on host "
+            f"{socket.gethostname()} holds its lock {uri}/ident/{identity.LOCK_FILE} (since "
+        )
+        assert message.endswith(
+            "a second driver would run its trials twice: wait for it to end, or stop it (Ctrl-C) and then --resume"
+        )
     finally:
         first.release()
     DriverLock(location, "ident").acquire().release()  # released: free again

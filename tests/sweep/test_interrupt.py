@@ -7,6 +7,7 @@ started, the summary said "2 trials, 2 unfinished" and the last lines "4 rows fr
 "3 trial(s) unfinished"; Ray printed "Resume experiment with: Tuner.restore(...)" and, on a resume
 after the driver was killed, ERROR tracebacks "Error handling checkpoint … FileNotFoundError".
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,7 +66,9 @@ def test_the_cli_leaves_sigterm_as_it_found_it(sigterm_handler, tmp_path):
     signal.signal(signal.SIGTERM, mine)
     (tmp_path / "out").write_text("a file where the output should go")
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"benchmark": "toy", "seeds": [0], "methods": {"ls": {}}, "output": str(tmp_path / "out")}))
+    config.write_text(
+        yaml.safe_dump({"benchmark": "toy", "seeds": [0], "methods": {"ls": {}}, "output": str(tmp_path / "out")})
+    )
     assert main([str(config)]) == 2 and signal.getsignal(signal.SIGTERM) is mine
 
 
@@ -79,14 +82,19 @@ def test_the_restore_hint_and_not_started_trials_warning_are_dropped_other_warni
     assert sum(isinstance(f, ray_logs.RestoreHintFilter) for f in tune_logger.filters) == 1
     analysis = logging.getLogger("ray.tune.analysis.experiment_analysis")
     with caplog.at_level(logging.WARNING):
-        tune_logger.warning('Experiment has been interrupted, but the most recent state was saved.\n'
-                            'Resume experiment with: Tuner.restore(path="/x", trainable=...)')
+        tune_logger.warning(
+            "Experiment has been interrupted, but the most recent state was saved.\n"
+            'Resume experiment with: Tuner.restore(path="/x", trainable=...)'
+        )
         tune_logger.warning("Stop signal received (e.g. via SIGINT/Ctrl+C), ending Ray Tune run.")
-        analysis.warning("Failed to fetch metrics for 1 trial(s):\n- ls-seed2: FileNotFoundError('Could not fetch "
-                         "metrics for ls-seed2: both result.json and progress.csv were not found at /x')")
+        analysis.warning(
+            "Failed to fetch metrics for 1 trial(s):\n- ls-seed2: FileNotFoundError('Could not fetch "
+            "metrics for ls-seed2: both result.json and progress.csv were not found at /x')"
+        )
         analysis.warning("Failed to fetch metrics for 1 trial(s):\n- ls-seed1: OSError('disk gone')")
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
-        "Stop signal received (e.g. via SIGINT/Ctrl+C), ending Ray Tune run.", "Failed to fetch metrics for 1 trial(s)",
+        "Stop signal received (e.g. via SIGINT/Ctrl+C), ending Ray Tune run.",
+        "Failed to fetch metrics for 1 trial(s)",
     ]
     assert "disk gone" in caplog.records[1].getMessage()
 
@@ -126,11 +134,22 @@ def test_an_already_deleted_checkpoint_is_deleted_without_an_error(tmp_path, mon
 def test_sigterm_mid_sweep_stops_cleanly_with_agreeing_counts_and_resume_finishes(tmp_path):
     """3 trials on 2 CPUs (one pending), SIGTERM to the driver, then --resume."""
     config = tmp_path / "term.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "term", "benchmark": "toy", "data": {"n_train": 64, "n_val": 16, "n_test": 16},
-        "train": {"epochs": 3}, "seeds": [0, 1, 2], "methods": {"ls": {}}, "resources": {"cpu": 1},
-        "storage": str(tmp_path / "ray"), "output": str(tmp_path / "out"), "max_failures": 0,
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "term",
+                "benchmark": "toy",
+                "data": {"n_train": 64, "n_val": 16, "n_test": 16},
+                "train": {"epochs": 3},
+                "seeds": [0, 1, 2],
+                "methods": {"ls": {}},
+                "resources": {"cpu": 1},
+                "storage": str(tmp_path / "ray"),
+                "output": str(tmp_path / "out"),
+                "max_failures": 0,
+            }
+        )
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "NTKMTL_INJECT": "sleep@*:*"}
     command = [sys.executable, "-m", "ntkmtl.tune", str(config)]
     driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -153,15 +172,22 @@ def test_sigterm_mid_sweep_stops_cleanly_with_agreeing_counts_and_resume_finishe
     assert f"{started} trials, 0 stopped early, {running} unfinished" in stdout
     lines = stdout.splitlines() + stderr.splitlines()
     if waiting:
-        assert f"{len(rows)} rows from {started} trials in {out}; {waiting} trial(s) not started yet (read with" in stdout
+        assert (
+            f"{len(rows)} rows from {started} trials in {out}; {waiting} trial(s) not started yet (read with" in stdout
+        )
         assert f"interrupted: {running} trial(s) unfinished and {waiting} not started; continue with --resume" in lines
     else:
         assert f"interrupted: {running} trial(s) unfinished; continue with --resume" in lines
 
     resumed = subprocess.run(command + ["--resume"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    noise = [line for line in (resumed.stdout + resumed.stderr).splitlines() if "ERROR" in line or "Traceback" in line
-             or "Tuner.restore" in line or "Failed to fetch metrics" in line]
+    noise = [
+        line
+        for line in (resumed.stdout + resumed.stderr).splitlines()
+        if "ERROR" in line or "Traceback" in line or "Tuner.restore" in line or "Failed to fetch metrics" in line
+    ]
     assert noise == []
     after = read_results(out)
-    assert len(after) == 9 and not after.duplicated(["trial_id", "epoch"]).any() and set(after["status"]) == {"completed"}
+    assert (
+        len(after) == 9 and not after.duplicated(["trial_id", "epoch"]).any() and set(after["status"]) == {"completed"}
+    )

@@ -8,6 +8,7 @@ Which node ran each epoch of a trial is the ``node_id`` column the trainable rep
 trial processes ran at once on a node comes from Ray's actor table (the ``pid`` of each epoch →
 the process's start and end).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,8 @@ def cluster():
     if ray.is_initialized():  # a Ray left running by an earlier test would take our connection
         ray.shutdown()
     cluster = Cluster(
-        initialize_head=True, connect=True,
+        initialize_head=True,
+        connect=True,
         head_node_args={"num_cpus": 1, "num_gpus": 0, "object_store_memory": SMALL_STORE},
     )
     workers = [cluster.add_node(num_cpus=2, num_gpus=1, object_store_memory=SMALL_STORE) for _ in range(2)]
@@ -126,7 +128,8 @@ def test_fractional_gpus_pack_two_trials_per_worker_and_a_lost_node_resumes(clus
     cfg = parse_config(sweep_config(tmp_path, storage))
     done: dict = {}
     killer = threading.Thread(
-        target=kill_when_all_running_trials_have_a_checkpoint, args=(c, victim, tmp_path / "parquet", done),
+        target=kill_when_all_running_trials_have_a_checkpoint,
+        args=(c, victim, tmp_path / "parquet", done),
         daemon=True,
     )
     killer.start()
@@ -167,7 +170,8 @@ def test_fractional_gpus_pack_two_trials_per_worker_and_a_lost_node_resumes(clus
     # the lost trials: every trial the dead node had not finished went on on the surviving node
     # from the epoch after its last reported one (its checkpoint), not from epoch 1
     unfinished_on_victim = [
-        t for t, rows in results.items()
+        t
+        for t, rows in results.items()
         if any(r["node_id"] == victim.node_id for r in rows)
         and not (rows[-1]["node_id"] == victim.node_id and rows[-1]["epoch"] == EPOCHS)
     ]

@@ -1,4 +1,5 @@
 """--resume drops the Parquet files of trials the restored Ray experiment does not know (no Ray here)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -7,8 +8,9 @@ from ntkmtl.sweep.orphans import lost_trial_files
 
 
 def write(directory, sweep, trial_id, epochs):
-    pd.DataFrame({"sweep": sweep, "trial_id": trial_id, "epoch": list(range(1, epochs + 1)),
-                  "status": "running"}).to_parquet(directory / f"{trial_id}.parquet", index=False)
+    pd.DataFrame(
+        {"sweep": sweep, "trial_id": trial_id, "epoch": list(range(1, epochs + 1)), "status": "running"}
+    ).to_parquet(directory / f"{trial_id}.parquet", index=False)
 
 
 def test_only_this_sweeps_unknown_trials_are_lost(tmp_path):

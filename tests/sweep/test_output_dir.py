@@ -5,6 +5,7 @@ Read-only and full filesystems are real tmpfs mounts where the tests may mount (
 the read-only case uses a directory without write permission and the full disk a patched
 ``shutil.disk_usage``.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,10 @@ def mount_tmpfs(target: Path, options: str) -> bool:
     if os.geteuid() != 0 or not shutil.which("mount"):
         return False
     target.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True).returncode
+        == 0
+    )
 
 
 @pytest.fixture
@@ -60,10 +64,19 @@ def full_dir(tmp_path, monkeypatch):
 
 def sweep_config(tmp_path: Path, output: Path) -> Path:
     path = tmp_path / "out.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "outcheck", "benchmark": "toy", "seeds": [0], "methods": {"ls": {}}, "train": {"epochs": 1},
-        "storage": str(tmp_path / "ray"), "output": str(output),
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "outcheck",
+                "benchmark": "toy",
+                "seeds": [0],
+                "methods": {"ls": {}},
+                "train": {"epochs": 1},
+                "storage": str(tmp_path / "ray"),
+                "output": str(output),
+            }
+        )
+    )
     return path
 
 
@@ -78,7 +91,10 @@ def test_a_file_in_place_of_the_output_or_of_a_parent(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputError) as info:
         check_output(blocker)
-    assert str(info.value) == f"output '{blocker}' is a file, not a directory; move it away or choose another with --set output=DIR"
+    assert (
+        str(info.value)
+        == f"output '{blocker}' is a file, not a directory; move it away or choose another with --set output=DIR"
+    )
     with pytest.raises(OutputError) as info:
         check_output(blocker / "out")
     assert str(info.value) == (
@@ -88,15 +104,23 @@ def test_a_file_in_place_of_the_output_or_of_a_parent(tmp_path):
 
 
 def test_a_read_only_output(read_only_dir):
-    with pytest.raises(OutputError, match=rf"^output '{read_only_dir}' is not writable \((OSError: Read-only file system|PermissionError: Permission denied)\); choose another with --set output=DIR$"):
+    with pytest.raises(
+        OutputError,
+        match=rf"^output '{read_only_dir}' is not writable \((OSError: Read-only file system|PermissionError: Permission denied)\); choose another with --set output=DIR$",
+    ):
         check_output(read_only_dir)
-    with pytest.raises(OutputError, match=rf"^output '{read_only_dir / 'new'}' cannot be created in '{read_only_dir}' \("):
+    with pytest.raises(
+        OutputError, match=rf"^output '{read_only_dir / 'new'}' cannot be created in '{read_only_dir}' \("
+    ):
         check_output(read_only_dir / "new")
 
 
 def test_a_full_disk_for_output_and_for_local_storage(full_dir):
-    with pytest.raises(OutputError, match=rf"^output '{full_dir}': only \d\.\d MiB free on its filesystem; a sweep needs at "
-                                          rf"least {MIN_FREE_BYTES // 2**20} MiB there; free some space or choose another"):
+    with pytest.raises(
+        OutputError,
+        match=rf"^output '{full_dir}': only \d\.\d MiB free on its filesystem; a sweep needs at "
+        rf"least {MIN_FREE_BYTES // 2**20} MiB there; free some space or choose another",
+    ):
         check_output(full_dir)
     with pytest.raises(StorageError, match=rf"^storage '{full_dir}': only \d\.\d MiB free on its filesystem"):
         check_storage(str(full_dir), multi_node=False)

@@ -1,4 +1,5 @@
 """Grid expansion: per-method grids, seeds sharing a config_id, the dry-run table."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,12 @@ import json
 
 from ntkmtl.sweep.config import parse_config
 from ntkmtl.sweep.plan import (
-    build_plan, cluster_gpu_warning, config_id, dry_run_table, expected_concurrency, hparam_kinds,
+    build_plan,
+    cluster_gpu_warning,
+    config_id,
+    dry_run_table,
+    expected_concurrency,
+    hparam_kinds,
 )
 
 RAW = {
@@ -14,7 +20,11 @@ RAW = {
     "benchmark": "toy",
     "train": {"epochs": 3},
     "seeds": [0, 1, 2],
-    "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5, 0.75, 1.0]}, "ntkmtl_sr": {"ntk_exp": [0.5, 1.0], "n_splits": [2, 4]}},
+    "methods": {
+        "ls": {},
+        "ntkmtl": {"ntk_exp": [0.5, 0.75, 1.0]},
+        "ntkmtl_sr": {"ntk_exp": [0.5, 1.0], "n_splits": [2, 4]},
+    },
 }
 
 
@@ -26,8 +36,10 @@ def test_each_method_expands_over_its_own_grid_only():
     assert [s.method for s in specs].count("ls") == 3
     assert {s.swept.get("ntk_exp") for s in specs if s.method == "ls"} == {None}
     assert sorted({s.label for s in specs if s.method == "ntkmtl_sr"}) == [
-        "ntkmtl_sr-ntk_exp=0.5-n_splits=2", "ntkmtl_sr-ntk_exp=0.5-n_splits=4",
-        "ntkmtl_sr-ntk_exp=1-n_splits=2", "ntkmtl_sr-ntk_exp=1-n_splits=4",
+        "ntkmtl_sr-ntk_exp=0.5-n_splits=2",
+        "ntkmtl_sr-ntk_exp=0.5-n_splits=4",
+        "ntkmtl_sr-ntk_exp=1-n_splits=2",
+        "ntkmtl_sr-ntk_exp=1-n_splits=4",
     ]
     # complete hyperparameters, defaults included, so every Parquet hp_ column is filled
     assert specs[3].hparams == {"ntk_exp": 0.5, "n": 1, "eps": 1e-8, "chunking": "torch_chunk", "max_norm": 1.0}
@@ -36,8 +48,12 @@ def test_each_method_expands_over_its_own_grid_only():
 
 def test_the_benchmarks_defaults_of_method_hyperparameters_fill_the_plan():
     # NYUv2's reference trainer gives NTKMTL-SR one chunk; a grid value still wins
-    raw = {**RAW, "benchmark": "nyuv2", "data": {"root": "/nowhere"},
-           "methods": {"ntkmtl_sr": {"ntk_exp": [0.5]}, "ntkmtl": {"ntk_exp": [0.5]}}}
+    raw = {
+        **RAW,
+        "benchmark": "nyuv2",
+        "data": {"root": "/nowhere"},
+        "methods": {"ntkmtl_sr": {"ntk_exp": [0.5]}, "ntkmtl": {"ntk_exp": [0.5]}},
+    }
     specs = build_plan(parse_config(raw, check_data=False))
     assert {s.hparams["n_splits"] for s in specs if s.method == "ntkmtl_sr"} == {1}
     raw["methods"] = {"ntkmtl_sr": {"n_splits": [4]}}
@@ -55,7 +71,13 @@ def test_config_id_is_shared_by_seeds_and_stable():
     assert len({s.config_id for s in specs}) == 8
     # locked: a hash of benchmark, data options, training set-up, method and hyperparameters
     assert specs[0].config_id == config_id(cfg, "ls", {"max_norm": 0.0})
-    identity = {"benchmark": "toy", "data": cfg.data, "train": {"epochs": 3}, "method": "ls", "hparams": {"max_norm": 0.0}}
+    identity = {
+        "benchmark": "toy",
+        "data": cfg.data,
+        "train": {"epochs": 3},
+        "method": "ls",
+        "hparams": {"max_norm": 0.0},
+    }
     expected = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     assert specs[0].config_id == expected
     other = parse_config({**RAW, "train": {"epochs": 4}})
@@ -76,7 +98,9 @@ def test_hparam_kinds_cover_every_method():
 def test_dry_run_table_and_concurrency():
     cfg = parse_config({**RAW, "resources": {"cpu": 0.5, "gpu": 0.25}, "max_concurrent": 3})
     specs = build_plan(cfg)
-    assert expected_concurrency(cfg, len(specs), cpus=2, gpus=1) == 3  # max_concurrent wins over 4 CPU slots, 4 GPU slots
+    assert (
+        expected_concurrency(cfg, len(specs), cpus=2, gpus=1) == 3
+    )  # max_concurrent wins over 4 CPU slots, 4 GPU slots
     assert expected_concurrency(parse_config(RAW), len(specs), cpus=16, gpus=0) == 16
     assert expected_concurrency(parse_config({**RAW, "benchmark": "toy"}), 2, cpus=16, gpus=0) == 2
     table = dry_run_table(cfg, specs, cpus=2, gpus=1)
@@ -95,4 +119,6 @@ def test_a_cluster_without_gpus_gets_a_warning_for_auto_and_for_explicit_gpus():
     text = cluster_gpu_warning(explicit, "ray://h:10001", [0.0])
     assert text.startswith("warning: resources.gpu=0.5 but the Ray cluster at ray://h:10001 reports no GPU")
     assert cluster_gpu_warning(cpu_only, "auto", [0.0]) is None
-    assert cluster_gpu_warning(auto, "auto", [0.0, 1.0]) is None and cluster_gpu_warning(explicit, "auto", [4.0]) is None
+    assert (
+        cluster_gpu_warning(auto, "auto", [0.0, 1.0]) is None and cluster_gpu_warning(explicit, "auto", [4.0]) is None
+    )

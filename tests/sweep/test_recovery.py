@@ -1,5 +1,6 @@
 """Corrupt and truncated trial files (issue 12, finding 1), without Ray: verified when read,
 rebuilt from the row log or from Ray's result log, named in one line when nothing holds the rows."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,19 @@ def ray_log(tmp_path, trial_id, spec, epochs, done_at=None):
     """What Ray keeps in storage: <experiment>/<trial dir>_<trial_id>/result.json, one result a line."""
     directory = tmp_path / "ray" / "s" / f"ls-seed{spec['seed']}_{trial_id}"
     directory.mkdir(parents=True)
-    lines = [json.dumps({**record(e), "config": {"trial": spec}, "trial_id": trial_id, "hostname": "h", "pid": 1,
-                         "done": e == done_at}) for e in epochs]
+    lines = [
+        json.dumps(
+            {
+                **record(e),
+                "config": {"trial": spec},
+                "trial_id": trial_id,
+                "hostname": "h",
+                "pid": 1,
+                "done": e == done_at,
+            }
+        )
+        for e in epochs
+    ]
     (directory / "result.json").write_text("\n".join(lines) + "\n")
 
 
@@ -78,7 +90,9 @@ def test_a_short_file_gets_the_rows_a_failed_write_left_out(tmp_path):
     ex = ParquetExporter(tmp_path / "out", "s", "toy", KINDS)
     ex.add_record(RUNNING, SPEC, record(1))
     ray_log(tmp_path, RUNNING, SPEC, [1, 2, 3])
-    lines = repair_output(str(tmp_path / "out"), "s", "toy", KINDS, parse_storage(str(tmp_path / "ray")), ["s"], record_of)
+    lines = repair_output(
+        str(tmp_path / "out"), "s", "toy", KINDS, parse_storage(str(tmp_path / "ray")), ["s"], record_of
+    )
     assert f"{RUNNING} (short (1 rows): 3 rows from its Ray result log)" in lines[0]
     assert list(read_results(tmp_path / "out")["epoch"]) == [1, 2, 3]
 

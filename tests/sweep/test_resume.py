@@ -4,6 +4,7 @@ files are rebuilt by --resume; a second driver is refused; a write error stops t
 
 Every run is the CLI in a subprocess (its own Ray); each resume has a time limit that catches a hang.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,19 @@ RESUME_LIMIT_S = 150  # a resume that has not ended by then hangs
 
 
 def write_config(tmp_path: Path, name: str, **raw) -> Path:
-    base = {"name": name, "benchmark": "toy", "data": {"n_train": 128, "n_val": 32, "n_test": 32},
-            "train": {"epochs": 4}, "seeds": [0, 1], "methods": {"ls": {}}, "resources": {"cpu": 1},
-            "storage": str(tmp_path / "ray"), "output": str(tmp_path / "out"), "max_failures": 1, **raw}
+    base = {
+        "name": name,
+        "benchmark": "toy",
+        "data": {"n_train": 128, "n_val": 32, "n_test": 32},
+        "train": {"epochs": 4},
+        "seeds": [0, 1],
+        "methods": {"ls": {}},
+        "resources": {"cpu": 1},
+        "storage": str(tmp_path / "ray"),
+        "output": str(tmp_path / "out"),
+        "max_failures": 1,
+        **raw,
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(base))
     return path
@@ -50,8 +61,14 @@ class Drivers:
         self.sessions: list[int] = []
 
     def start(self, config: Path, *args: str, **extra) -> subprocess.Popen:
-        driver = subprocess.Popen([sys.executable, "-m", "ntkmtl.tune", str(config), *args], env=env(**extra),
-                                  cwd=config.parent, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "ntkmtl.tune", str(config), *args],
+            env=env(**extra),
+            cwd=config.parent,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         self.sessions.append(driver.pid)
         return driver
 
@@ -61,8 +78,10 @@ class Drivers:
             output = driver.communicate(timeout=RESUME_LIMIT_S)[0].decode()
         except subprocess.TimeoutExpired:
             os.killpg(driver.pid, signal.SIGKILL)
-            pytest.fail(f"{' '.join(args) or 'the sweep'} did not end within {RESUME_LIMIT_S} s (a hang): "
-                        f"{driver.communicate()[0].decode()[-2000:]}")
+            pytest.fail(
+                f"{' '.join(args) or 'the sweep'} did not end within {RESUME_LIMIT_S} s (a hang): "
+                f"{driver.communicate()[0].decode()[-2000:]}"
+            )
         return driver.returncode, output
 
     def wait_rows(self, driver: subprocess.Popen, out: Path, at_rows: int) -> None:
@@ -98,14 +117,19 @@ def drivers():
 def outcome(out: Path):
     df = read_results(out)
     assert not df.duplicated(["trial_id", "epoch"]).any()
-    per_trial = df.groupby(["config_id", "seed"]).agg(status=("status", "first"), epochs=("epoch", "max"), rows=("epoch", "count"))
+    per_trial = df.groupby(["config_id", "seed"]).agg(
+        status=("status", "first"), epochs=("epoch", "max"), rows=("epoch", "count")
+    )
     metrics = df.set_index(["config_id", "seed", "epoch"])["val_delta_m"].sort_index()
     return df, per_trial, metrics
 
 
-SEED_ASHA = {"train": {"epochs": 4}, "max_concurrent": 2,
-             "methods": {"ls": {"max_norm": [0.0, 1e-9]}, "ntkmtl": {"ntk_exp": [0.5], "max_norm": [1e-9]}},
-             "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2}}
+SEED_ASHA = {
+    "train": {"epochs": 4},
+    "max_concurrent": 2,
+    "methods": {"ls": {"max_norm": [0.0, 1e-9]}, "ntkmtl": {"ntk_exp": [0.5], "max_norm": [1e-9]}},
+    "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+}
 
 
 def test_a_seed_aware_sweep_killed_at_several_points_ends_as_the_uninterrupted_one(tmp_path, drivers):
@@ -131,11 +155,15 @@ def test_a_seed_aware_sweep_killed_at_several_points_ends_as_the_uninterrupted_o
             log = driver.communicate(timeout=RESUME_LIMIT_S)[0].decode()
         except subprocess.TimeoutExpired:
             os.killpg(driver.pid, signal.SIGKILL)
-            pytest.fail(f"the last resume did not end within {RESUME_LIMIT_S} s (a hang): {driver.communicate()[0].decode()[-2000:]}")
+            pytest.fail(
+                f"the last resume did not end within {RESUME_LIMIT_S} s (a hang): {driver.communicate()[0].decode()[-2000:]}"
+            )
         code = driver.returncode
     assert code == 0, log[-3000:]
     df, found, found_metrics = outcome(cut / "out")
-    print(f"rows expected {int(expected['rows'].sum())}, found {len(df)}, duplicated {int(df.duplicated(['trial_id', 'epoch']).sum())}")
+    print(
+        f"rows expected {int(expected['rows'].sum())}, found {len(df)}, duplicated {int(df.duplicated(['trial_id', 'epoch']).sum())}"
+    )
     assert found.to_dict() == expected.to_dict()  # the same decisions: statuses and epochs per trial
     assert found_metrics.index.equals(expected_metrics.index)
     assert found_metrics.to_numpy() == pytest.approx(expected_metrics.to_numpy(), rel=1e-9)
@@ -148,7 +176,8 @@ def test_corrupt_trial_files_are_rebuilt_by_resume_and_a_second_driver_is_refuse
     drivers.wait_rows(driver, out, 1)
     code, second = drivers.run(config, "--resume")  # while the first driver runs
     assert code == 2 and second.strip().splitlines()[-1].startswith(
-        "error: sweep 'corrupt' is already running: driver pid "), second[-2000:]
+        "error: sweep 'corrupt' is already running: driver pid "
+    ), second[-2000:]
     print(second.strip().splitlines()[-1])
     drivers.kill_at(driver, out, 5, group=True)  # seed 0 completed (4 rows), seed 1 running
     before = read_results(out)
@@ -162,7 +191,9 @@ def test_corrupt_trial_files_are_rebuilt_by_resume_and_a_second_driver_is_refuse
     rebuilt = next(line for line in log.splitlines() if line.startswith("resume: rebuilt"))
     assert rebuilt.startswith(f"resume: rebuilt 2 trial file(s) in {out}: ") and rebuilt.count("(corrupt: ") == 2
     after = read_results(out)
-    print(f"rows expected 8, found {len(after)}, duplicated {int(after.duplicated(['trial_id', 'epoch']).sum())}; {rebuilt}")
+    print(
+        f"rows expected 8, found {len(after)}, duplicated {int(after.duplicated(['trial_id', 'epoch']).sum())}; {rebuilt}"
+    )
     assert len(after) == 8 and not after.duplicated(["trial_id", "epoch"]).any()
     assert set(after["status"]) == {"completed"} and set(before["trial_id"]) == set(after["trial_id"])
     assert "8 rows from 2 trials" in log
@@ -174,10 +205,14 @@ def test_a_write_error_during_the_run_stops_the_sweep_resumably(tmp_path, driver
     errors = [line for line in log.splitlines() if line.startswith("error: ")]
     assert code == 2 and len(errors) == 1, log[-3000:]
     assert errors[0].startswith(f"error: output {tmp_path / 'out'}: cannot write the rows of trial ls-seed0 (")
-    assert errors[0].endswith("No space left on device (NTKMTL_INJECT: injected write error); the sweep stopped with its "
-                              "state saved: fix that, then continue with --resume (no row is lost)")
+    assert errors[0].endswith(
+        "No space left on device (NTKMTL_INJECT: injected write error); the sweep stopped with its "
+        "state saved: fix that, then continue with --resume (no row is lost)"
+    )
     code, log = drivers.run(config, "--resume")
     assert code == 0, log[-3000:]
     after = read_results(tmp_path / "out")
     print(f"rows expected 6, found {len(after)}, duplicated {int(after.duplicated(['trial_id', 'epoch']).sum())}")
-    assert len(after) == 6 and not after.duplicated(["trial_id", "epoch"]).any() and set(after["status"]) == {"completed"}
+    assert (
+        len(after) == 6 and not after.duplicated(["trial_id", "epoch"]).any() and set(after["status"]) == {"completed"}
+    )

@@ -1,6 +1,7 @@
 """The Ray schedulers driven by hand (no cluster), as Ray tests its own: ``on_trial_add`` and
 ``on_trial_result`` with stand-in trials and controller; then a second scheduler restored from the
 first one's journal, as ``--resume`` does, must decide exactly as the uninterrupted one."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -46,14 +47,18 @@ def report(scheduler, controller, trial, epoch, val_delta_m):
     trial.status = RayTrial.RUNNING
     action = scheduler.on_trial_result(controller, trial, {"epoch": epoch, "val_delta_m": val_delta_m})
     trial.last_result = {"epoch": epoch}
-    trial.status = {TrialScheduler.PAUSE: RayTrial.PAUSED, TrialScheduler.STOP: RayTrial.TERMINATED}.get(action, RayTrial.RUNNING)
+    trial.status = {TrialScheduler.PAUSE: RayTrial.PAUSED, TrialScheduler.STOP: RayTrial.TERMINATED}.get(
+        action, RayTrial.RUNNING
+    )
     if action == TrialScheduler.STOP:
         scheduler.on_trial_complete(controller, trial, {})
     return action
 
 
 def setup(tmp_path, group_seeds=True, statuses=None):
-    scheduler = SeedAwareASHA("val_delta_m", "min", grace_period=2, reduction_factor=2, max_t=8, group_seeds=group_seeds)
+    scheduler = SeedAwareASHA(
+        "val_delta_m", "min", grace_period=2, reduction_factor=2, max_t=8, group_seeds=group_seeds
+    )
     trials = [FakeTrial(f"{c}{s}", c, s, str(tmp_path)) for c in "AB" for s in (0, 1)]
     for trial in trials:
         if statuses and trial.trial_id in statuses:
@@ -87,22 +92,40 @@ def test_plain_asha_judges_each_trial_alone(tmp_path):
 
 def sequence():
     """(trial, epoch, val Δm) of a sweep of two configurations x two seeds, in arrival order."""
-    return [("A0", 1, 5.0), ("A1", 1, 6.0), ("A0", 2, 4.0), ("A1", 2, 6.0), ("A0", 3, 3.0), ("A1", 3, 5.0),
-            ("A0", 4, 2.0), ("A1", 4, 4.0), ("B0", 1, 7.0), ("B0", 2, 3.0), ("B1", 2, 9.0), ("B1", 4, 9.0)]
+    return [
+        ("A0", 1, 5.0),
+        ("A1", 1, 6.0),
+        ("A0", 2, 4.0),
+        ("A1", 2, 6.0),
+        ("A0", 3, 3.0),
+        ("A1", 3, 5.0),
+        ("A0", 4, 2.0),
+        ("A1", 4, 4.0),
+        ("B0", 1, 7.0),
+        ("B0", 2, 3.0),
+        ("B1", 2, 9.0),
+        ("B1", 4, 9.0),
+    ]
 
 
 @pytest.mark.parametrize("group_seeds", [True, False])
 @pytest.mark.parametrize("cut", [3, 5, 9, 10])
 def test_a_scheduler_restored_from_its_journal_decides_as_the_uninterrupted_one(tmp_path, group_seeds, cut):
     whole, c, t = setup(tmp_path / "whole", group_seeds)
-    expected = [report(whole, c, t[name], e, v) if t[name].status != RayTrial.TERMINATED else "ended"
-                for name, e, v in sequence()]
+    expected = [
+        report(whole, c, t[name], e, v) if t[name].status != RayTrial.TERMINATED else "ended"
+        for name, e, v in sequence()
+    ]
     first, c1, t1 = setup(tmp_path / "cut", group_seeds)
-    got = [report(first, c1, t1[name], e, v) if t1[name].status != RayTrial.TERMINATED else "ended"
-           for name, e, v in sequence()[:cut]]
+    got = [
+        report(first, c1, t1[name], e, v) if t1[name].status != RayTrial.TERMINATED else "ended"
+        for name, e, v in sequence()[:cut]
+    ]
     # the driver dies; Ray restores unfinished trials as PENDING with their last result, ended ones as they were
-    restored = {k: (RayTrial.PENDING if tr.status != RayTrial.TERMINATED else RayTrial.TERMINATED, dict(tr.last_result))
-                for k, tr in t1.items()}
+    restored = {
+        k: (RayTrial.PENDING if tr.status != RayTrial.TERMINATED else RayTrial.TERMINATED, dict(tr.last_result))
+        for k, tr in t1.items()
+    }
     second, c2, t2 = setup(tmp_path / "cut", group_seeds, statuses=restored)
     second.choose_trial_to_run(c2)  # held seeds wait, seeds of a stopped configuration are stopped
     for name, e, v in sequence()[cut:]:
@@ -114,8 +137,9 @@ def test_a_scheduler_restored_from_its_journal_decides_as_the_uninterrupted_one(
         else:
             got.append(report(second, c2, trial, e, v))
     assert got == expected
-    assert {k: tr.status == RayTrial.TERMINATED for k, tr in t2.items() if k.startswith("B")} == \
-           {k: tr.status == RayTrial.TERMINATED for k, tr in t.items() if k.startswith("B")}
+    assert {k: tr.status == RayTrial.TERMINATED for k, tr in t2.items() if k.startswith("B")} == {
+        k: tr.status == RayTrial.TERMINATED for k, tr in t.items() if k.startswith("B")
+    }
 
 
 def test_a_restored_seed_whose_sibling_ended_before_the_kill_is_not_left_waiting(tmp_path):

@@ -5,6 +5,7 @@ mean over the seeds of each seed's best validation value, leaving diverged seeds
 seeded TPE search of 6 samples x 2 seeds next to an LS grid, with seed-aware ASHA, where every
 sample has both seeds and the search and the table rank the samples on their mean.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def config(tmp_path: Path | None = None, **changes):
-    raw = {"name": "search", "benchmark": "toy", "train": {"epochs": 2}, "seeds": [0, 1],
-           "methods": {"ls": {}, "ntkmtl": {"ntk_exp": {"low": 0.25, "high": 1.5}}},
-           "search": {"type": "optuna", "samples": 3, "seed": 0, "concurrent_samples": 2}}
+    raw = {
+        "name": "search",
+        "benchmark": "toy",
+        "train": {"epochs": 2},
+        "seeds": [0, 1],
+        "methods": {"ls": {}, "ntkmtl": {"ntk_exp": {"low": 0.25, "high": 1.5}}},
+        "search": {"type": "optuna", "samples": 3, "seed": 0, "concurrent_samples": 2},
+    }
     if tmp_path is not None:
         raw.update(storage=str(tmp_path / "ray"), output=str(tmp_path / "out"))
     raw.update(changes)
@@ -100,7 +106,9 @@ def test_searcher_state_survives_pickling(tmp_path):
     again = build_searcher(cfg, [], concurrency=4)
     again.restore(str(tmp_path / "state.pkl"))
     second = again.suggest("t3")["trial"]
-    assert (second["seed"], second["config_id"]) == (1, first[2]["trial"]["config_id"]) and again.searches[0].started == 1
+    assert (second["seed"], second["config_id"]) == (1, first[2]["trial"]["config_id"]) and again.searches[
+        0
+    ].started == 1
 
 
 @pytest.mark.slow
@@ -110,8 +118,11 @@ def test_seeded_search_of_6_samples_x_2_seeds_on_the_toy_benchmark(tmp_path):
     from ntkmtl.sweep.tune import run_sweep
 
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    cfg = config(tmp_path, search={"type": "optuna", "samples": 6, "seed": 0},
-                 scheduler={"type": "seed_asha", "grace_period": 1, "reduction_factor": 2})
+    cfg = config(
+        tmp_path,
+        search={"type": "optuna", "samples": 6, "seed": 0},
+        scheduler={"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+    )
     (tmp_path / "search.yaml").write_text(yaml.safe_dump({"name": cfg.name}))
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
@@ -133,6 +144,7 @@ def test_seeded_search_of_6_samples_x_2_seeds_on_the_toy_benchmark(tmp_path):
     told = {r["config_id"]: r["objective"] for r in load_summary(None, str(tmp_path / "ray" / "search"))}
     assert told.keys() == set(best.index) and all(told[c] == pytest.approx(best[c]) for c in told)
     from ntkmtl.sweep.extend import judged_samples  # the final lines judge from the rows, as the searcher did
+
     judged = {r["config_id"]: r["objective"] for r in judged_samples(cfg)}
     assert judged.keys() == told.keys() and all(judged[c] == pytest.approx(told[c]) for c in told)
     # the table ranks samples on their mean; the search's best sample is the table's best val Δm
@@ -152,16 +164,28 @@ def test_search_killed_and_resumed_runs_every_sample_and_seed_once(tmp_path):
     from ntkmtl.sweep.export import read_results
     from ntkmtl.sweep.tune import INJECT_ENV
 
-    raw = {"name": "killed", "benchmark": "toy", "train": {"epochs": 3}, "seeds": [0, 1],
-           "methods": {"ls": {}, "ntkmtl": {"ntk_exp": {"low": 0.25, "high": 1.5}}},
-           "search": {"type": "optuna", "samples": 2, "seed": 0}, "storage": str(tmp_path / "ray"),
-           "output": str(tmp_path / "out")}
+    raw = {
+        "name": "killed",
+        "benchmark": "toy",
+        "train": {"epochs": 3},
+        "seeds": [0, 1],
+        "methods": {"ls": {}, "ntkmtl": {"ntk_exp": {"low": 0.25, "high": 1.5}}},
+        "search": {"type": "optuna", "samples": 2, "seed": 0},
+        "storage": str(tmp_path / "ray"),
+        "output": str(tmp_path / "out"),
+    }
     path = tmp_path / "killed.yaml"
     path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, INJECT_ENV: "sleep@*:*", "PYTHONPATH": str(REPO)}  # 2 s per epoch: time to kill
     out = tmp_path / "out"
-    driver = subprocess.Popen([sys.executable, "-m", "ntkmtl.tune", str(path)], env=env, cwd=tmp_path,
-                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "ntkmtl.tune", str(path)],
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(list(out.glob("*.parquet"))) < 3:
@@ -172,12 +196,23 @@ def test_search_killed_and_resumed_runs_every_sample_and_seed_once(tmp_path):
         driver.wait()
     assert "running" in set(read_results(out)["status"])
     del env[INJECT_ENV]
-    resumed = subprocess.run([sys.executable, "-m", "ntkmtl.tune", str(path), "--resume"], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ntkmtl.tune", str(path), "--resume"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     df = read_results(out)
-    trials = df.groupby("trial_id").agg(method=("method", "first"), config=("config_id", "first"),
-                                        seed=("seed", "first"), status=("status", "first"), epochs=("epoch", "count"))
+    trials = df.groupby("trial_id").agg(
+        method=("method", "first"),
+        config=("config_id", "first"),
+        seed=("seed", "first"),
+        status=("status", "first"),
+        epochs=("epoch", "count"),
+    )
     assert not trials.duplicated(["config", "seed"]).any() and len(trials) == 2 + 2 * 2
     assert trials.groupby("config")["seed"].apply(sorted).tolist() == [[0, 1]] * 3
     assert set(trials["status"]) == {"completed"} and (trials["epochs"] == 3).all() and len(df) == 6 * 3

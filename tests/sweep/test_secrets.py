@@ -5,6 +5,7 @@ Before: with WANDB_API_KEY and AWS_SECRET_ACCESS_KEY set and W&B offline, both v
 its trainables' runtime environment, Ray's W&B callback the key into its logging actor's. The
 last test runs a toy sweep with planted fake secrets and greps every file it writes.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,13 +29,26 @@ from ntkmtl.sweep import secrets  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
-                                  "HF_TOKEN", "DB_PASSWORD", "GITHUB_TOKEN", "MY_PRIVATE_KEY"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "WANDB_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SESSION_TOKEN",
+        "HF_TOKEN",
+        "DB_PASSWORD",
+        "GITHUB_TOKEN",
+        "MY_PRIVATE_KEY",
+    ],
+)
 def test_secret_looking_names(name):
     assert secrets.looks_secret(name)
 
 
-@pytest.mark.parametrize("name", ["RAY_AUTH_MODE", "PL_DISABLE_FORK", "WANDB_MODE", "PWD", "KEYBOARD", "TUNE_RESULT_DIR"])
+@pytest.mark.parametrize(
+    "name", ["RAY_AUTH_MODE", "PL_DISABLE_FORK", "WANDB_MODE", "PWD", "KEYBOARD", "TUNE_RESULT_DIR"]
+)
 def test_ordinary_names(name):
     assert not secrets.looks_secret(name)
 
@@ -45,9 +59,17 @@ def test_ray_tune_would_forward_aws_credentials_and_no_longer_does(monkeypatch):
     import subprocess
     import sys
 
-    shipped = subprocess.run([sys.executable, "-c", "from ray.tune.execution import class_cache as c; "
-                              "print('\\n'.join(sorted(c.ENV_VARS_TO_PROPAGATE)))"],
-                             capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    shipped = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ray.tune.execution import class_cache as c; print('\\n'.join(sorted(c.ENV_VARS_TO_PROPAGATE)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} <= set(shipped)
     monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(shipped))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "planted")
@@ -89,19 +111,34 @@ def test_a_toy_sweep_writes_no_planted_secret_anywhere(tmp_path):
         "AWS_ACCESS_KEY_ID": f"AKIAFAKE{uuid.uuid4().hex[:12].upper()}",
     }
     config = tmp_path / "secrets.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "secrets", "benchmark": "toy", "data": {"n_train": 64, "n_val": 16, "n_test": 16},
-        "train": {"epochs": 2}, "seeds": [0], "methods": {"ls": {}}, "storage": str(tmp_path / "ray"),
-        "output": str(tmp_path / "out"), "wandb": {"enabled": True, "mode": "offline", "dir": str(tmp_path / "wandb")},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "secrets",
+                "benchmark": "toy",
+                "data": {"n_train": 64, "n_val": 16, "n_test": 16},
+                "train": {"epochs": 2},
+                "seeds": [0],
+                "methods": {"ls": {}},
+                "storage": str(tmp_path / "ray"),
+                "output": str(tmp_path / "out"),
+                "wandb": {"enabled": True, "mode": "offline", "dir": str(tmp_path / "wandb")},
+            }
+        )
+    )
     (tmp_path / "wandb").mkdir()
     ray_tmp = Path(tempfile.mkdtemp(prefix="ntk", dir="/tmp"))  # short: Ray's socket paths must stay < 108 bytes
     env = {**os.environ, **planted, "RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(REPO)}
     env.pop("WANDB_MODE", None)
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "ntkmtl.tune", str(config)], env=env, cwd=tmp_path, capture_output=True,
-            text=True, timeout=300, preexec_fn=lambda: os.umask(0o077),
+            [sys.executable, "-m", "ntkmtl.tune", str(config)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=lambda: os.umask(0o077),
         )
         assert run.returncode == 0, run.stderr[-3000:]
         files = [p for root in (tmp_path, ray_tmp) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]

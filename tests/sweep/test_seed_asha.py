@@ -1,4 +1,5 @@
 """Seed-aware successive halving (no Ray): seeds wait at a rung, then continue or stop together."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Storage entries: URI parsing, the write probe, node-local rejection, and a sweep on local S3."""
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,8 @@ def test_s3_uri_gives_an_s3_filesystem_and_bucket_path():
     assert location.uri("exp") == "s3://my-bucket/sweeps/qm9/exp"  # SweepOutcome.experiment_path
     assert location.join("exp", "trial") == "my-bucket/sweeps/qm9/exp/trial"
     assert location.run_config_kwargs() == {
-        "storage_path": "my-bucket/sweeps/qm9", "storage_filesystem": location.filesystem,
+        "storage_path": "my-bucket/sweeps/qm9",
+        "storage_filesystem": location.filesystem,
     }
     assert parse_storage("s3://my-bucket").path == "my-bucket"
 
@@ -52,9 +54,7 @@ def test_s3_uri_gives_an_s3_filesystem_and_bucket_path():
 def test_s3_endpoint_options_reach_pyarrow(monkeypatch):
     seen = {}
     monkeypatch.setattr(st.pyarrow.fs, "S3FileSystem", lambda **kw: seen.update(kw) or "fs")
-    location = parse_storage(
-        {"path": "s3://b/p", "endpoint_url": "http://127.0.0.1:9000", "region": "eu-west-1"}
-    )
+    location = parse_storage({"path": "s3://b/p", "endpoint_url": "http://127.0.0.1:9000", "region": "eu-west-1"})
     assert location == ("fs", "b/p")
     assert seen == {"endpoint_override": "127.0.0.1:9000", "scheme": "http", "region": "eu-west-1"}
 
@@ -99,9 +99,7 @@ def fake_mounts(tmp_path, monkeypatch):
     (tmp_path / "nfs").mkdir()
     mounts = tmp_path / "mounts"
     mounts.write_text(
-        "/dev/vda / ext4 rw 0 0\n"
-        f"server:/export {tmp_path / 'nfs'} nfs4 rw,vers=4.2 0 0\n"
-        "proc /proc proc rw 0 0\n"
+        f"/dev/vda / ext4 rw 0 0\nserver:/export {tmp_path / 'nfs'} nfs4 rw,vers=4.2 0 0\nproc /proc proc rw 0 0\n"
     )
     monkeypatch.setattr(st, "MOUNTS_FILE", str(mounts))
     return tmp_path
@@ -176,9 +174,9 @@ def s3_server():
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    pyarrow.fs.S3FileSystem(
-        endpoint_override=f"{host}:{port}", scheme="http", allow_bucket_creation=True
-    ).create_dir("sweeps")
+    pyarrow.fs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http", allow_bucket_creation=True).create_dir(
+        "sweeps"
+    )
     yield f"http://{host}:{port}"
     server.stop()
     for key, value in saved.items():
@@ -209,10 +207,17 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
     """A toy sweep with moto's S3 as storage: Ctrl-C mid-sweep, then --resume completes it."""
     storage = {"path": "s3://sweeps/runs", "endpoint_url": s3_server}
     config = {
-        "name": "s3sweep", "benchmark": "toy", "data": {"n_train": 128, "n_val": 32, "n_test": 32},
-        "train": {"epochs": 4, "batch_size": 64}, "seeds": [0, 1], "methods": {"ls": {}},
-        "resources": {"cpu": 1}, "scheduler": {"type": "none"}, "storage": storage,
-        "output": str(tmp_path / "parquet"), "max_failures": 0,
+        "name": "s3sweep",
+        "benchmark": "toy",
+        "data": {"n_train": 128, "n_val": 32, "n_test": 32},
+        "train": {"epochs": 4, "batch_size": 64},
+        "seeds": [0, 1],
+        "methods": {"ls": {}},
+        "resources": {"cpu": 1},
+        "scheduler": {"type": "none"},
+        "storage": storage,
+        "output": str(tmp_path / "parquet"),
+        "max_failures": 0,
     }
     config_file = tmp_path / "s3sweep.yaml"
     config_file.write_text(yaml.safe_dump(config))

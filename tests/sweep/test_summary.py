@@ -10,6 +10,7 @@
 
 Sorted by test Δm (famo first), not by val Δm (which would put ntkmtl ntk_exp=0.5 first).
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -24,9 +25,20 @@ NAN = float("nan")
 def rows(trial, method, hps, seed, val, test, status):
     config_id = "-".join([method] + [f"{k}={v}" for k, v in sorted(hps.items())])
     return [
-        {"sweep": "s", "trial_id": trial, "config_id": config_id, "benchmark": "toy", "method": method,
-         "hp_ntk_exp": hps.get("ntk_exp", NAN), "hp_gamma": hps.get("gamma", NAN), "seed": seed, "epoch": e + 1,
-         "status": status, "val_delta_m": v, "test_delta_m": t}
+        {
+            "sweep": "s",
+            "trial_id": trial,
+            "config_id": config_id,
+            "benchmark": "toy",
+            "method": method,
+            "hp_ntk_exp": hps.get("ntk_exp", NAN),
+            "hp_gamma": hps.get("gamma", NAN),
+            "seed": seed,
+            "epoch": e + 1,
+            "status": status,
+            "val_delta_m": v,
+            "test_delta_m": t,
+        }
         for e, (v, t) in enumerate(zip(val, test))
     ]
 
@@ -78,4 +90,7 @@ def test_the_sweep_layer_does_not_import_matplotlib():
     import sys
 
     code = "import sys, ntkmtl.sweep.summary; print('matplotlib' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -4,6 +4,7 @@ divergence, retries, and a driver killed mid-sweep then resumed.
 One Ray instance serves the in-process sweeps of this module; the kill/resume test drives the
 CLI in subprocesses (each with its own Ray) because it kills the driver.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,12 @@ def local_ray():
 
 def write_config(tmp_path: Path, **raw) -> Path:
     base = {
-        "benchmark": "toy", "train": {"epochs": 3},
-        "seeds": [0, 1], "methods": {"ls": {}}, "storage": str(tmp_path / "ray"), "output": str(tmp_path / "out"),
+        "benchmark": "toy",
+        "train": {"epochs": 3},
+        "seeds": [0, 1],
+        "methods": {"ls": {}},
+        "storage": str(tmp_path / "ray"),
+        "output": str(tmp_path / "out"),
         "max_failures": 1,
     }
     base.update(raw)
@@ -49,9 +54,15 @@ def write_config(tmp_path: Path, **raw) -> Path:
 
 def trial_table(df):
     """One row per trial: name, status, number of epochs."""
-    return df.groupby("trial_id").agg(method=("method", "first"), seed=("seed", "first"), config=("config_id", "first"),
-                                      hp_max_norm=("hp_max_norm", "first"), status=("status", "first"),
-                                      epochs=("epoch", "count"), last=("epoch", "max"))
+    return df.groupby("trial_id").agg(
+        method=("method", "first"),
+        seed=("seed", "first"),
+        config=("config_id", "first"),
+        hp_max_norm=("hp_max_norm", "first"),
+        status=("status", "first"),
+        epochs=("epoch", "count"),
+        last=("epoch", "max"),
+    )
 
 
 def test_sweep_rows_statuses_divergence_and_retry(local_ray, tmp_path, monkeypatch):
@@ -62,14 +73,18 @@ def test_sweep_rows_statuses_divergence_and_retry(local_ray, tmp_path, monkeypat
     df = read_results(tmp_path / "out")
     assert outcome.trials == 4 and outcome.errored == 0 and outcome.rows == len(df) == 3 + 3 + 3 + 2
     assert not df.duplicated(["trial_id", "epoch"]).any()
-    trials = trial_table(df).set_index(df.groupby("trial_id")["method"].first() + df.groupby("trial_id")["seed"].first().astype(str))
+    trials = trial_table(df).set_index(
+        df.groupby("trial_id")["method"].first() + df.groupby("trial_id")["seed"].first().astype(str)
+    )
     assert trials.loc["ls0", "status"] == "completed" and trials.loc["ls0", "epochs"] == 3  # raised once, resumed
     assert trials.loc["ls1", "status"] == "completed"
     assert trials.loc["ntkmtl0", "status"] == "completed"
     assert trials.loc["ntkmtl1", "status"] == "diverged" and trials.loc["ntkmtl1", "last"] == 2
     assert trials.loc["ls0", "config"] == trials.loc["ls1", "config"] != trials.loc["ntkmtl0", "config"]
     assert set(df["sweep"]) == {"basic"} and set(df["benchmark"]) == {"toy"}
-    assert {"train_loss_wave", "val_mae_wave", "test_delta_m", "weight_linear", "lr", "epoch_seconds"} <= set(df.columns)
+    assert {"train_loss_wave", "val_mae_wave", "test_delta_m", "weight_linear", "lr", "epoch_seconds"} <= set(
+        df.columns
+    )
     assert df.loc[df["method"] == "ls", "hp_ntk_exp"].isna().all()
     assert (df.loc[df["method"] == "ntkmtl", "hp_ntk_exp"] == 0.5).all()
     # the end-of-sweep table is the report's: the diverged seed is counted, not averaged (1 of 2 seeds used)
@@ -82,10 +97,16 @@ def test_sweep_rows_statuses_divergence_and_retry(local_ray, tmp_path, monkeypat
 def test_wandb_offline_logs_one_named_run_per_trial_without_a_key(local_ray, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    cfg = load_config(write_config(
-        tmp_path, name="wb", seeds=[3], train={"epochs": 2}, methods={"ntkmtl": {"ntk_exp": [0.75]}},
-        wandb={"enabled": True, "mode": "offline", "dir": str(tmp_path / "wandb"), "project": "p"},
-    ))
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            name="wb",
+            seeds=[3],
+            train={"epochs": 2},
+            methods={"ntkmtl": {"ntk_exp": [0.75]}},
+            wandb={"enabled": True, "mode": "offline", "dir": str(tmp_path / "wandb"), "project": "p"},
+        )
+    )
     run_sweep(cfg, verbose=0)
     runs = list((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, runs
@@ -97,11 +118,17 @@ def test_wandb_offline_logs_one_named_run_per_trial_without_a_key(local_ray, tmp
 
 def test_asha_stops_the_clear_loser(local_ray, tmp_path):
     """max_norm 1e-9 clips every shared update to nothing: far behind after 2 epochs."""
-    cfg = load_config(write_config(
-        tmp_path, name="asha", seeds=[0], train={"epochs": 4}, max_concurrent=1,
-        methods={"ls": {"max_norm": [0.0, 1e-9]}},
-        scheduler={"type": "asha", "grace_period": 2, "reduction_factor": 2},
-    ))
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            name="asha",
+            seeds=[0],
+            train={"epochs": 4},
+            max_concurrent=1,
+            methods={"ls": {"max_norm": [0.0, 1e-9]}},
+            scheduler={"type": "asha", "grace_period": 2, "reduction_factor": 2},
+        )
+    )
     run_sweep(cfg, verbose=0)
     trials = trial_table(read_results(tmp_path / "out")).set_index("hp_max_norm")
     assert trials.loc[0.0, "status"] == "completed" and trials.loc[0.0, "epochs"] == 4
@@ -110,11 +137,17 @@ def test_asha_stops_the_clear_loser(local_ray, tmp_path):
 
 def test_seed_aware_asha_decides_a_configurations_seeds_together(local_ray, tmp_path):
     """max_concurrent 2 = the seeds of one configuration: the good one reaches the rung first."""
-    cfg = load_config(write_config(
-        tmp_path, name="seedasha", seeds=[0, 1], train={"epochs": 4}, max_concurrent=2,
-        methods={"ls": {"max_norm": [0.0, 1e-9]}},
-        scheduler={"type": "seed_asha", "grace_period": 2, "reduction_factor": 2},
-    ))
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            name="seedasha",
+            seeds=[0, 1],
+            train={"epochs": 4},
+            max_concurrent=2,
+            methods={"ls": {"max_norm": [0.0, 1e-9]}},
+            scheduler={"type": "seed_asha", "grace_period": 2, "reduction_factor": 2},
+        )
+    )
     outcome = run_sweep(cfg, verbose=0)
     df = read_results(tmp_path / "out")
     assert not df.duplicated(["trial_id", "epoch"]).any()
@@ -138,8 +171,12 @@ def test_driver_killed_mid_sweep_resumes_with_every_row_exactly_once(tmp_path):
     env = {**os.environ, INJECT_ENV: "sleep@*:*", "PYTHONPATH": str(REPO)}  # 2 s per epoch: time to kill
     out, experiment = tmp_path / "out", tmp_path / "ray" / "killed"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "ntkmtl.tune", str(config)], env=env, cwd=tmp_path, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "ntkmtl.tune", str(config)],
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120
@@ -157,8 +194,12 @@ def test_driver_killed_mid_sweep_resumes_with_every_row_exactly_once(tmp_path):
     before = read_results(out)
     assert 2 <= len(before) < 8 and set(before["status"]) == {"running"}
     resumed = subprocess.run(
-        [sys.executable, "-m", "ntkmtl.tune", str(config), "--resume"], env=env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=240,
+        [sys.executable, "-m", "ntkmtl.tune", str(config), "--resume"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = read_results(out)

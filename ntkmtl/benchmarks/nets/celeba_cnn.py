@@ -6,6 +6,7 @@ average pooling after the 7th) and two 512-d linear layers. Each attribute has a
 giving one logit (the reference applies a sigmoid and BCE; we keep logits and use
 BCE-with-logits, the same loss computed stably).
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ h_e · (x_j A) + x_j B: the 4096-wide product is taken per atom (N ≈ E / 17 on
 per edge. Same function, same parameters (state-dict compatible with PyG's NNConv); only the
 floating-point summation order differs.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ Parameters: as in the reference code (and the Nash-MTL / FAMO code it derives fr
 but the prediction heads counts as shared, the attention masks included; a task's mask gets
 gradient from its own loss only, so it adds to that task's row of G in NTKMTL.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -38,8 +39,12 @@ def conv_stack(channels: int, depth: int) -> nn.Sequential:
 
 def attention_mask(in_channels: int, channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, channels, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-        nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), nn.Sigmoid(),
+        nn.Conv2d(in_channels, channels, 1),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels, channels, 1),
+        nn.BatchNorm2d(channels),
+        nn.Sigmoid(),
     )
 
 
@@ -78,8 +83,7 @@ class SegNetMTAN(MultiTaskModel):
             for _ in head_channels
         )
         self.decoder_att = nn.ModuleList(
-            nn.ModuleList(attention_mask(f[i] + att_up[i], below[i]) for i in range(LEVELS))
-            for _ in head_channels
+            nn.ModuleList(attention_mask(f[i] + att_up[i], below[i]) for i in range(LEVELS)) for _ in head_channels
         )
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Conv2d(f[0], f[0], 3, padding=1), nn.Conv2d(f[0], out, 1)) for out in head_channels
