@@ -145,13 +145,13 @@ class SeedAwareASHA(FIFOScheduler):
 
     def _restored_state(self, trial: RayTrial) -> str | None:
         """For a PENDING trial that reported before (a resume): "stop", "hold" or None (run it)."""
+        # The journal, not Ray's snapshot, says what the trial reported: the snapshot may predate
+        # its rung result (its last_result then is older), and a seed run on from a checkpoint past
+        # an open rung would wait at the next one while its sibling waits for it at this one.
         key = trial_key(trial)
-        last = int((trial.last_result or {}).get("epoch") or 0)
-        stopped = self.halving.stopped_at(key)
-        if stopped is not None and last >= stopped:
+        if self.halving.stopped_at(key) is not None:
             return "stop"
-        waiting = self.halving.waiting_at(key)
-        return "hold" if waiting is not None and last >= waiting else None
+        return "hold" if self.halving.waiting_at(key) is not None else None
 
     def choose_trial_to_run(self, tune_controller):
         """Promoted seeds first (as in ASHA, a promoted trial goes on at once), then new trials."""

@@ -104,8 +104,9 @@ class SeedGroupedHalving:
                 group.scores.setdefault(milestone, {})[trial_id] = score
                 self._log("result", trial_id, t, score)
             return group.decisions[milestone], []
-        if t > milestone and trial_id in group.scores.get(milestone, {}):
-            group.waiting[trial_id] = milestone  # resumed past an open rung: it waits there again
+        earliest_open = next(m for m in crossed if m not in group.decisions)
+        if t > earliest_open and trial_id in group.scores.get(earliest_open, {}):
+            group.waiting[trial_id] = earliest_open  # resumed past an open rung: it waits there again
             return WAIT, []
         group.scores.setdefault(milestone, {})[trial_id] = score
         self._log("result", trial_id, t, score)

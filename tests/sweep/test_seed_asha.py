@@ -75,6 +75,17 @@ def test_a_seed_resumed_past_a_rung_is_scored_at_the_highest_crossed_rung():
     assert h.result("a0", 6, -1.0) == (CONTINUE, [])
 
 
+def test_a_seed_run_on_past_the_open_rung_it_waits_at_waits_there_again():
+    """Seen in a resumed sweep: a waiting seed restored from a later checkpoint reported the next
+    rung, waited there, and its sibling waited for it at the first: a hang."""
+    h = halving({"A": ["a0", "a1"]})
+    assert h.result("a0", 2, -4.0) == (WAIT, [])  # a0 waits at rung 2 for a1
+    assert h.result("a0", 4, -3.0) == (WAIT, [])  # run on after a resume: still waits at rung 2
+    assert h.waiting_at("a0") == 2 and 4 not in h.groups["A"].scores
+    action, released = h.result("a1", 2, -6.0)
+    assert action == CONTINUE and released == [("a0", CONTINUE)] and h.rungs[2] == {"A": -5.0}
+
+
 def test_invalid_reduction_factor():
     with pytest.raises(ValueError, match="reduction_factor=1"):
         SeedGroupedHalving(1, 1, 10)
