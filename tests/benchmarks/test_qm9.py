@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures.qm9_reference import METHANE_Y
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import NNConv
 
@@ -16,28 +17,6 @@ from ntkmtl.benchmarks.qm9_data import load_qm9
 from ntkmtl.train import Trial, TrialConfig, main
 
 SIZES = {"train_size": 48, "val_size": 24, "test_size": 24}
-# PyG's QM9[0] (methane), y in PyG units, as printed in PyG's documentation and issues.
-METHANE_Y = [
-    0.0,
-    13.21,
-    -10.5499,
-    3.1865,
-    13.7363,
-    35.3641,
-    1.2177,
-    -1101.4878,
-    -1101.4098,
-    -1101.3840,
-    -1102.0229,
-    6.4690,
-    -17.1722,
-    -17.2868,
-    -17.3897,
-    -16.1519,
-    157.7118,
-    157.7100,
-    157.7070,
-]
 
 
 @pytest.fixture(scope="module")

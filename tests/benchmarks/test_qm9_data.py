@@ -22,6 +22,7 @@ import pytest
 import torch
 import torch_geometric.datasets.qm9 as pyg_qm9
 import torch_geometric.transforms as T
+from fixtures.qm9_reference import METHANE_Y
 from fixtures.reference_transforms import reference_complete
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
@@ -106,30 +107,8 @@ def test_methane_hand_checked_against_pyg_documented_values(graphs):
     assert torch.equal(methane.x, expected_x)
     assert methane.z.tolist() == [6, 1, 1, 1, 1]
     assert methane.pos[0].tolist() == pytest.approx([-0.0127, 1.0858, 0.0080], abs=1e-7)
-    # PyG's QM9[0].y (mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, Cv, U0..G atomisation, A, B, C)
-    pyg_y0 = [
-        0.0,
-        13.21,
-        -10.5499,
-        3.1865,
-        13.7363,
-        35.3641,
-        1.2177,
-        -1101.4878,
-        -1101.4098,
-        -1101.3840,
-        -1102.0229,
-        6.469,
-        -17.1722,
-        -17.2868,
-        -17.3897,
-        -16.1519,
-        157.7118,
-        157.7100,
-        157.7070,
-    ]
     assert methane.y.shape == (1, 19)
-    assert methane.y[0].tolist() == pytest.approx(pyg_y0, abs=6e-5)
+    assert methane.y[0].tolist() == pytest.approx(METHANE_Y, abs=6e-5)
     # the reference experiment's 11 targets, e.g. HOMO = −0.3877 Ha = −10.5499 eV, U0_atom −17.1722 eV
     assert methane.y[0, list(TARGET_COLUMNS)].tolist() == pytest.approx(
         [0.0, 13.21, -10.5499, 3.1865, 35.3641, 1.2177, -17.1722, -17.2868, -17.3897, -16.1519, 6.469], abs=6e-5
