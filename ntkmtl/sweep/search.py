@@ -22,10 +22,8 @@ stopped sample is judged on the best epochs it reached.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import pickle
-from pathlib import Path
 from typing import Any
 
 from ray.tune.search import ConcurrencyLimiter, Searcher
@@ -34,8 +32,6 @@ from ray.tune.search.optuna import OptunaSearch
 from ntkmtl.benchmarks import benchmark_class
 from ntkmtl.sweep.config import MethodGrid, SweepConfig
 from ntkmtl.sweep.plan import TrialSpec, config_id
-
-STATE_FILE_PATTERN = "searcher-state-*.pkl"  # Ray's Searcher.CKPT_FILE_TMPL, in the experiment directory
 
 
 def search_space(grid: MethodGrid) -> dict[str, Any]:
@@ -250,28 +246,6 @@ def build_searcher(
         for i, grid in enumerate(searched)
     ]
     return SweepSearcher(grid_specs, searches, metric, mode)
-
-
-def load_summary(filesystem: Any, experiment_dir: str) -> list[dict[str, Any]]:
-    """The judged samples of a sweep, from the searcher state Ray saved in its experiment directory
-    (``filesystem``: a pyarrow filesystem, None for local paths)."""
-    import pyarrow.fs
-
-    filesystem = filesystem or pyarrow.fs.LocalFileSystem()
-    try:
-        infos = filesystem.get_file_info(pyarrow.fs.FileSelector(experiment_dir))
-    except (OSError, FileNotFoundError):
-        return []
-    states = sorted(
-        (i for i in infos if fnmatch.fnmatch(Path(i.path).name, STATE_FILE_PATTERN)), key=lambda i: i.mtime_ns or 0
-    )
-    if not states:
-        return []
-    with filesystem.open_input_stream(states[-1].path) as stream:
-        state = pickle.loads(stream.read())
-    searcher = SweepSearcher([], [], "", "min")
-    searcher.__dict__.update(state)
-    return searcher.summary()
 
 
 def format_search(rows: list[dict[str, Any]], mode: str) -> str:

@@ -20,9 +20,19 @@ ray = pytest.importorskip("ray")
 
 from ntkmtl.sweep.config import parse_config  # noqa: E402
 from ntkmtl.sweep.plan import build_plan  # noqa: E402
-from ntkmtl.sweep.search import build_searcher, load_summary  # noqa: E402
+from ntkmtl.sweep.search import SweepSearcher, build_searcher  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def told_samples(experiment: Path) -> list[dict]:
+    """The judged samples in the searcher state Ray pickled last into the experiment directory."""
+    import pickle
+
+    newest = max(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime_ns)
+    searcher = SweepSearcher([], [], "", "min")
+    searcher.__dict__.update(pickle.loads(newest.read_bytes()))
+    return searcher.summary()
 
 
 def config(tmp_path: Path | None = None, **changes):
@@ -141,7 +151,7 @@ def test_seeded_search_of_6_samples_x_2_seeds_on_the_toy_benchmark(tmp_path):
         assert per_trial["status"].nunique() == 1 and per_trial["epochs"].nunique() == 1
     # the search was told, per sample, the mean over both seeds of each seed's best val Δm
     best = searched.groupby(["config_id", "seed"])["val_delta_m"].min().groupby("config_id").mean()
-    told = {r["config_id"]: r["objective"] for r in load_summary(None, str(tmp_path / "ray" / "search"))}
+    told = {r["config_id"]: r["objective"] for r in told_samples(tmp_path / "ray" / "search")}
     assert told.keys() == set(best.index) and all(told[c] == pytest.approx(best[c]) for c in told)
     from ntkmtl.sweep.extend import judged_samples  # the final lines judge from the rows, as the searcher did
 
