@@ -4,7 +4,7 @@
 benchmark, data options, training set-up, seeds, every method's grid and ranges, the early
 stopping, the search, and the output directory its rows go to. It is stored (with its hash,
 ``fingerprint``) in the sweep record ``<output>/<name>.sweep.json`` (``extend.write_record``)
-and next to the Ray experiment, ``<storage>/<name>/ntkmtl-sweep.json``. ``--resume`` compares the
+and next to the Ray experiment, ``<storage>/<name>/ntkmtl-sweep.identity``. ``--resume`` compares the
 config with it and refuses, in one line naming each changed key, when they differ: Ray restores
 the trials as they were, so a changed setting would be silently ignored. Only ``RUN_SETTINGS``
 (how the trials are run, not what they are) may change on resume.
@@ -39,7 +39,8 @@ from ntkmtl.sweep import storefiles
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.storage import StorageLocation
 
-IDENTITY_FILE = "ntkmtl-sweep.json"
+IDENTITY_FILE = "ntkmtl-sweep.identity"  # JSON; not *.json (storefiles: Ray syncs those)
+LEGACY_IDENTITY_FILE = "ntkmtl-sweep.json"  # ntkmtl 0.1
 LOCK_FILE = "ntkmtl-driver.lock"
 RUN_SETTINGS = ("max_concurrent", "max_failures", "resources", "wandb")
 HEARTBEAT_S = 10.0
@@ -107,7 +108,9 @@ def write_identity(cfg: SweepConfig, location: StorageLocation, experiments: lis
 def check_resume_identity(cfg: SweepConfig, location: StorageLocation, record: dict[str, Any] | None) -> None:
     """Refuse ``--resume`` with a config whose trials differ from the sweep's (one line, each key)."""
     try:
-        stored = storefiles.read_json(location.filesystem, identity_path(location, cfg.name))
+        stored = storefiles.read_json(location.filesystem, identity_path(location, cfg.name)) or storefiles.read_json(
+            location.filesystem, location.join(cfg.name, LEGACY_IDENTITY_FILE)
+        )
     except ValueError:
         stored = None
     stored = stored if stored and "trials" in stored else (record if record and "trials" in record else None)

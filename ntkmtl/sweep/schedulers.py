@@ -7,12 +7,15 @@ rungs ``grace_period · η^k``), the ``asha`` scheduler of a config.
 
 Trials are keyed by their identity (``config_id/seed``), not Ray's trial id, so a trial Ray
 re-creates after an interruption keeps its place. Every change of the bookkeeping is appended to
-a journal in the experiment directory (``ntkmtl-scheduler.json``, written before the Parquet row
-of the same result); after ``--resume`` the restored scheduler replays it, so it knows the rungs,
+a journal in the experiment directory (``ntkmtl-scheduler.journal``, JSON, written before the
+Parquet row of the same result; not ``*.json``: see ``storefiles``); after ``--resume`` the restored scheduler replays it, so it knows the rungs,
 the waiting seeds, the decisions and the trials that ended, and decides as an uninterrupted run.
-Ray restores every unfinished trial as PENDING from its last snapshot: a restored seed that had
-already reported a rung still open is held until its configuration is decided, and one whose
-configuration was stopped at a rung it reached is stopped instead of being run again.
+Ray restores every unfinished trial as PENDING from its last snapshot and starts every PENDING
+trial it has resources for: a restored seed that had already reported a rung still open is set
+PAUSED again until its configuration is decided, and one whose configuration was stopped at a
+rung it reached is stopped instead of being run again. A restored trial without a checkpoint
+runs from its first epoch (Ray's snapshot lost it and its rows were removed, or it had not
+reported yet): it reports its rungs again and gets its configuration's decisions then.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from ntkmtl.sweep import storefiles
 from ntkmtl.sweep.config import SweepConfig
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 
-JOURNAL_FILE = "ntkmtl-scheduler.json"
+JOURNAL_FILE = "ntkmtl-scheduler.journal"
+LEGACY_JOURNAL_FILE = "ntkmtl-scheduler.json"  # ntkmtl 0.1: read when a sweep has no journal yet
 _ACTIONS = {CONTINUE: TrialScheduler.CONTINUE, WAIT: TrialScheduler.PAUSE, STOP: TrialScheduler.STOP}
 
 
@@ -75,7 +79,9 @@ class SeedAwareASHA(FIFOScheduler):
         storage = trial.storage
         assert storage is not None, "a Ray trial has its storage context once it is added"
         self._journal = (storage.storage_filesystem, f"{storage.experiment_fs_path}/{JOURNAL_FILE}")
-        saved = storefiles.read_json(*self._journal)
+        saved = storefiles.read_json(*self._journal) or storefiles.read_json(
+            storage.storage_filesystem, f"{storage.experiment_fs_path}/{LEGACY_JOURNAL_FILE}"
+        )
         if saved:
             self.halving.replay(saved["events"])
             self._saved = len(self.halving.events)
@@ -100,6 +106,10 @@ class SeedAwareASHA(FIFOScheduler):
             return  # decided already: its configuration's seeds were judged (an extension)
         group, n_seeds = (spec["config_id"], spec["n_seeds"]) if self.group_seeds else (key, 1)
         self.halving.add(key, group, n_seeds)
+        if trial.status == RayTrial.PENDING and trial.checkpoint is None:
+            # it runs from its first epoch (a trial Ray's snapshot lost, whose rows ``orphans.py``
+            # removed, or one that never reported): it must report its rungs again, not wait
+            self.halving.restart(key)
         if trial.status in (RayTrial.TERMINATED, RayTrial.ERROR):  # restored after it ended: never waited for
             self._release(tune_controller, self.halving.drop(key))
             self._save()
@@ -156,6 +166,7 @@ class SeedAwareASHA(FIFOScheduler):
     def choose_trial_to_run(self, tune_controller):
         """Promoted seeds first (as in ASHA, a promoted trial goes on at once), then new trials."""
         self._stop_waiting(tune_controller)
+        self._settle_restored(tune_controller)
         for trial in tune_controller.get_trials():
             if (
                 trial.status == RayTrial.PAUSED
@@ -165,15 +176,25 @@ class SeedAwareASHA(FIFOScheduler):
                 return trial
         # in creation order (Ray requeues restored trials by their last result time): a resumed
         # sweep starts its trials in the order the uninterrupted one does
-        for trial in sorted(
-            (t for t in tune_controller.get_trials() if t.status == RayTrial.PENDING), key=lambda t: t.trial_id
-        ):
-            state = self._restored_state(trial) if trial_key(trial) in self.halving.config_of else None
+        pending = [t for t in tune_controller.get_trials() if t.status == RayTrial.PENDING]
+        return min(pending, key=lambda t: t.trial_id, default=None)
+
+    def _settle_restored(self, tune_controller) -> None:
+        """Restored trials the journal shows waiting are PAUSED again, those stopped are stopped.
+
+        Ray starts every PENDING trial its resources allow (the scheduler only picks which goes
+        first), so a held trial must not stay PENDING: it is set PAUSED as Ray's own schedulers
+        pause a trial, and a decision releases it like any paused seed. Called before Ray starts
+        pending trials (``choose_trial_to_run`` opens each of its scheduling rounds).
+        """
+        for trial in list(tune_controller.get_trials()):
+            if trial.status != RayTrial.PENDING or trial_key(trial) not in self.halving.config_of:
+                continue
+            state = self._restored_state(trial)
             if state == "stop":
                 tune_controller.stop_trial(trial)
-            elif state is None:
-                return trial
-        return None
+            elif state == "hold":
+                tune_controller._set_trial_status(trial, RayTrial.PAUSED)
 
     def debug_string(self) -> str:
         if self.group_seeds:

@@ -131,6 +131,13 @@ class SeedGroupedHalving:
         released = self._decide_ready(config_id)
         return [(t, a) for t, a in released if t != trial_id]
 
+    def restart(self, trial_id: str) -> None:
+        """The trial runs again from its first epoch: it no longer waits (it will report its rungs
+        again, and then wait or get its configuration's decision); its scores stay."""
+        config_id = self.config_of.get(trial_id)
+        if config_id is not None:
+            self.groups[config_id].waiting.pop(trial_id, None)
+
     def is_released(self, trial_id: str) -> bool:
         """Whether a waiting trial may run again (its rung was decided CONTINUE)."""
         group = self.groups[self.config_of[trial_id]]

@@ -6,6 +6,12 @@ write them through the location's pyarrow filesystem, so they work on a local pa
 alike. A local write goes through a temporary file and a rename (a crash never leaves half a
 file); an S3 object is replaced whole by its upload.
 
+A file ntkmtl rewrites during a run must not be named ``*.json`` or ``*.pkl``: at a restore Ray
+copies every such file of the experiment directory into its driver staging directory and, at
+each experiment snapshot, uploads that directory back over the experiment, so a stale copy would
+replace the newer file (a resumed seed-aware sweep lost its journal that way and hung). Their
+names end in ``.journal``, ``.identity`` and ``.lock`` (``ray_synced(name)`` tells).
+
 ``request_stop(message)``: a write to the output or the storage failed while Ray runs. The
 message is kept (``stop_reasons``) and Ray is asked to stop as on Ctrl-C (SIGUSR1, which Tune
 handles by saving the experiment one last time): the sweep ends resumable and the driver prints
@@ -23,6 +29,14 @@ from typing import Any
 import pyarrow.fs
 
 stop_reasons: list[str] = []
+
+
+RAY_SYNCED_SUFFIXES = (".json", ".pkl")  # ray.tune's sync_down_experiment_state copies these
+
+
+def ray_synced(name: str) -> bool:
+    """Whether Ray's restore copies a file of this name to its staging directory (and back)."""
+    return name.endswith(RAY_SYNCED_SUFFIXES)
 
 
 def filesystem_of(filesystem: pyarrow.fs.FileSystem | None) -> pyarrow.fs.FileSystem:

@@ -132,12 +132,6 @@ SEED_ASHA = {
 }
 
 
-@pytest.mark.xfail(
-    reason="open (issue 12): the last resume can hang with the clipped configuration's two seeds "
-    "PAUSED at rungs 2 and 1 after its rung-1 decision differed from the uninterrupted run's; "
-    "reproduced twice on 2026-12-02 under load, passed in other runs",
-    strict=False,
-)
 def test_a_seed_aware_sweep_killed_at_several_points_ends_as_the_uninterrupted_one(tmp_path, drivers):
     whole = tmp_path / "whole"
     whole.mkdir()

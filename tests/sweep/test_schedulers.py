@@ -24,18 +24,25 @@ class FakeTrial:
         self.last_result: dict = {}
         self.storage = SimpleNamespace(storage_filesystem=None, experiment_fs_path=experiment)
 
+    @property
+    def checkpoint(self):  # Ray's latest checkpoint: one per reported epoch, as the trainable saves
+        return f"checkpoint_{self.last_result['epoch']}" if self.last_result.get("epoch") else None
+
     def should_recover(self) -> bool:
         return False
 
 
 class FakeController:
-    """The two calls a scheduler makes: get_trials, stop_trial (Ray calls on_trial_remove for paused/pending)."""
+    """The calls a scheduler makes: get_trials, _set_trial_status, stop_trial (Ray calls on_trial_remove for paused/pending)."""
 
     def __init__(self, scheduler, trials):
         self.scheduler, self.trials = scheduler, trials
 
     def get_trials(self):
         return self.trials
+
+    def _set_trial_status(self, trial, status):  # Ray's own schedulers pause a trial this way
+        trial.status = status
 
     def stop_trial(self, trial):
         if trial.status in (RayTrial.PENDING, RayTrial.PAUSED):
@@ -156,3 +163,45 @@ def test_a_restored_seed_whose_sibling_ended_before_the_kill_is_not_left_waiting
     # and without a journal (a sweep from before it), the ended sibling is still dropped when added
     third, c3, t3 = setup(tmp_path / "nojournal", statuses=restored)
     assert report(third, c3, t3["A0"], 3, 3.0) == TrialScheduler.CONTINUE
+
+
+@pytest.mark.parametrize("sibling_score, then", [(4.0, RayTrial.PAUSED), (99.0, RayTrial.TERMINATED)])
+def test_a_restored_seed_waiting_at_an_open_rung_is_paused_not_left_pending(tmp_path, sibling_score, then):
+    """The resume of issue 12 that ran a seed one epoch too far: Ray starts every PENDING trial it has
+    resources for, whatever ``choose_trial_to_run`` returns, so a held seed left PENDING ran on past
+    its rung. It must be PAUSED (as Ray's schedulers pause), then released or stopped with its
+    configuration's decision."""
+    first, c1, t1 = setup(tmp_path)
+    for name, epoch, value in [("A0", 2, 4.0), ("A1", 2, 6.0), ("B0", 2, 5.0)]:  # A continues; B0 waits for B1
+        report(first, c1, t1[name], epoch, value)
+    restored = {"A0": (RayTrial.PENDING, {"epoch": 2}), "A1": (RayTrial.PENDING, {"epoch": 2})}
+    restored |= {"B0": (RayTrial.PENDING, {"epoch": 1}), "B1": (RayTrial.PENDING, {})}  # snapshot older than B0's rung
+    second, c2, t2 = setup(tmp_path, statuses=restored)
+    assert second.choose_trial_to_run(c2) is t2["A0"]
+    assert t2["B0"].status == RayTrial.PAUSED  # held: Ray will not start it
+    assert {k: t2[k].status for k in ("A0", "A1", "B1")} == dict.fromkeys(("A0", "A1", "B1"), RayTrial.PENDING)
+    action = report(
+        second, c2, t2["B1"], 2, sibling_score
+    )  # B mean 4.5 beats A 5 (lower is better): continue; 52 stops
+    assert action == (TrialScheduler.CONTINUE if then == RayTrial.PAUSED else TrialScheduler.STOP)
+    assert t2["B0"].status == then
+    if then == RayTrial.PAUSED:
+        assert second.halving.is_released("B/0") and second.choose_trial_to_run(c2) is t2["B0"]
+
+
+def test_a_restored_seed_without_a_checkpoint_runs_again_and_gets_its_configurations_decision(tmp_path):
+    """A seed that had reported its rung after Ray's last snapshot comes back as a new trial with no
+    checkpoint, and its rows were removed (orphans.py): it must run again, not wait or be stopped
+    with nothing written (the resume of issue 12 that lost a stopped seed's row)."""
+    first, c1, t1 = setup(tmp_path)
+    report(first, c1, t1["A0"], 2, 4.0)
+    report(first, c1, t1["A1"], 2, 6.0)  # A: continue at rung 2
+    report(first, c1, t1["B0"], 2, 7.0)  # B0 waits; the snapshot did not have it
+    restored = {"A0": (RayTrial.PENDING, {"epoch": 2}), "A1": (RayTrial.PENDING, {"epoch": 2})}
+    second, c2, t2 = setup(tmp_path, statuses=restored)
+    second.choose_trial_to_run(c2)
+    assert t2["B0"].status == RayTrial.PENDING  # not held: Ray runs it from epoch 1
+    assert report(second, c2, t2["B1"], 2, 9.0) == TrialScheduler.STOP  # B's mean 8 is worse than A's 5
+    assert t2["B0"].status == RayTrial.PENDING  # not stopped before it has written its rows again
+    assert report(second, c2, t2["B0"], 1, 7.5) == TrialScheduler.CONTINUE
+    assert report(second, c2, t2["B0"], 2, 7.0) == TrialScheduler.STOP  # the decision, at its rung
