@@ -7,8 +7,8 @@ rungs ``grace_period · η^k``), the ``asha`` scheduler of a config.
 
 Trials are keyed by their identity (``config_id/seed``), not Ray's trial id, so a trial Ray
 re-creates after an interruption keeps its place. Every change of the bookkeeping is appended to
-a journal in the experiment directory (``ntkmtl-scheduler.journal``, JSON, written before the
-Parquet row of the same result; not ``*.json``: see ``storefiles``); after ``--resume`` the restored scheduler replays it, so it knows the rungs,
+a journal in the experiment directory (``ntkmtl-scheduler.journal``, one JSON line per event,
+appended before the Parquet row of the same result; not ``*.json``: see ``storefiles``); after ``--resume`` the restored scheduler replays it, so it knows the rungs,
 the waiting seeds, the decisions and the trials that ended, and decides as an uninterrupted run.
 Ray restores every unfinished trial as PENDING from its last snapshot and starts every PENDING
 trial it has resources for: a restored seed that had already reported a rung still open is set
@@ -63,6 +63,7 @@ class SeedAwareASHA(FIFOScheduler):
             self.halving.rungs.setdefault(milestone, {}).update(scores)
         self._trials: dict[str, RayTrial] = {}
         self._to_stop: set[str] = set()
+        self._restored: set[str] = set()  # trials added PENDING with a checkpoint, not settled yet
         self._journal: tuple[pyarrow.fs.FileSystem | None, str] | None = (
             None  # (filesystem, path), found on the first trial
         )
@@ -79,23 +80,33 @@ class SeedAwareASHA(FIFOScheduler):
         storage = trial.storage
         assert storage is not None, "a Ray trial has its storage context once it is added"
         self._journal = (storage.storage_filesystem, f"{storage.experiment_fs_path}/{JOURNAL_FILE}")
-        saved = storefiles.read_json(*self._journal) or storefiles.read_json(
-            storage.storage_filesystem, f"{storage.experiment_fs_path}/{LEGACY_JOURNAL_FILE}"
-        )
-        if saved:
-            self.halving.replay(saved["events"])
-            self._saved = len(self.halving.events)
+        found = storefiles.read_lines(*self._journal)
+        if found is None:  # a new sweep, or one of ntkmtl 0.1 (one JSON document)
+            legacy = storefiles.read_json(
+                storage.storage_filesystem, f"{storage.experiment_fs_path}/{LEGACY_JOURNAL_FILE}"
+            )
+            found = (legacy["events"], True) if legacy else ([], True)
+        events, rewrite = found
+        self.halving.replay(events)
+        # appended from here on; written whole first when the file is not exactly what was replayed
+        self._saved = 0 if rewrite or self.halving.events != events else len(events)
 
     def _save(self) -> None:
-        if self._journal is None or len(self.halving.events) == self._saved:
+        """Append the new events to the journal (one JSON line each: a write grows with the
+        events it adds, not with the sweep)."""
+        events = self.halving.events
+        if self._journal is None or len(events) == self._saved:
             return
         filesystem, path = self._journal
         try:
-            storefiles.write_json(filesystem, path, {"version": 1, "events": self.halving.events})
+            if self._saved == 0:
+                storefiles.write_lines(filesystem, path, events)
+            else:
+                storefiles.append_lines(filesystem, path, events[self._saved :], whole=events)
         except OSError as error:
             storefiles.request_stop(f"storage: cannot write the scheduler journal {path}: {storefiles.describe(error)}")
             return
-        self._saved = len(self.halving.events)
+        self._saved = len(events)
 
     # -- Ray's hooks ------------------------------------------------------------------------------
     def on_trial_add(self, tune_controller, trial):
@@ -110,6 +121,8 @@ class SeedAwareASHA(FIFOScheduler):
             # it runs from its first epoch (a trial Ray's snapshot lost, whose rows ``orphans.py``
             # removed, or one that never reported): it must report its rungs again, not wait
             self.halving.restart(key)
+        elif trial.status == RayTrial.PENDING:
+            self._restored.add(key)  # restored from a checkpoint: held or stopped before Ray starts it
         if trial.status in (RayTrial.TERMINATED, RayTrial.ERROR):  # restored after it ended: never waited for
             self._release(tune_controller, self.halving.drop(key))
             self._save()
@@ -187,8 +200,10 @@ class SeedAwareASHA(FIFOScheduler):
         pause a trial, and a decision releases it like any paused seed. Called before Ray starts
         pending trials (``choose_trial_to_run`` opens each of its scheduling rounds).
         """
-        for trial in list(tune_controller.get_trials()):
-            if trial.status != RayTrial.PENDING or trial_key(trial) not in self.halving.config_of:
+        for key in sorted(self._restored):
+            trial = self._trials[key]
+            self._restored.discard(key)
+            if trial.status != RayTrial.PENDING:
                 continue
             state = self._restored_state(trial)
             if state == "stop":

@@ -58,8 +58,11 @@ def read_json(filesystem: pyarrow.fs.FileSystem | None, path: str) -> Any | None
 
 def write_json(filesystem: pyarrow.fs.FileSystem | None, path: str, data: Any) -> None:
     """Write ``data`` as JSON at ``path``, whole or not at all."""
+    _write_bytes(filesystem, path, (json.dumps(data, indent=1, sort_keys=True, default=str) + "\n").encode("utf-8"))
+
+
+def _write_bytes(filesystem: pyarrow.fs.FileSystem | None, path: str, payload: bytes) -> None:
     fs = filesystem_of(filesystem)
-    payload = (json.dumps(data, indent=1, sort_keys=True, default=str) + "\n").encode("utf-8")
     parent = path.rpartition("/")[0]
     if parent:
         fs.create_dir(parent, recursive=True)
@@ -71,6 +74,45 @@ def write_json(filesystem: pyarrow.fs.FileSystem | None, path: str, data: Any) -
         return
     with fs.open_output_stream(path) as f:
         f.write(payload)
+
+
+def read_lines(filesystem: pyarrow.fs.FileSystem | None, path: str) -> tuple[list[Any], bool] | None:
+    """The JSON values of a JSON-lines file, and whether its last line was cut short (a crash
+    while appending; that line is left out); None when there is no file."""
+    fs = filesystem_of(filesystem)
+    try:
+        if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+            return None
+        with fs.open_input_stream(path) as f:
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    values, cut = [], False
+    for i, line in enumerate(lines):
+        try:
+            values.append(json.loads(line))
+        except ValueError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+            cut = True
+    return values, cut
+
+
+def append_lines(filesystem: pyarrow.fs.FileSystem | None, path: str, values: list[Any], whole: list[Any]) -> None:
+    """Append ``values`` to the JSON-lines file at ``path`` (cost: the new lines, not the file).
+    Where the filesystem cannot append (object stores: S3, GCS), the file is written as ``whole``."""
+    fs = filesystem_of(filesystem)
+    payload = "".join(json.dumps(v, default=str) + "\n" for v in values).encode("utf-8")
+    try:
+        with fs.open_append_stream(path) as f:
+            f.write(payload)
+    except NotImplementedError:  # pyarrow.lib.ArrowNotImplementedError: no append on this store
+        write_lines(fs, path, whole)
+
+
+def write_lines(filesystem: pyarrow.fs.FileSystem | None, path: str, values: list[Any]) -> None:
+    """Write ``values`` as a JSON-lines file at ``path``, whole or not at all (as ``write_json``)."""
+    _write_bytes(filesystem, path, "".join(json.dumps(v, default=str) + "\n" for v in values).encode("utf-8"))
 
 
 def delete(filesystem: pyarrow.fs.FileSystem | None, path: str) -> None:

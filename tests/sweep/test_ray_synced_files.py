@@ -9,10 +9,12 @@ resume, judged a configuration again with an empty rung, and hung with its seeds
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pyarrow.fs
+import pyarrow.lib
 from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import TrialScheduler
@@ -51,10 +53,34 @@ def test_a_sweep_from_before_the_rename_is_resumed_from_its_old_journal(tmp_path
     first, c1, t1 = setup(tmp_path)
     report(first, c1, t1["A0"], 2, 4.0)
     report(first, c1, t1["A1"], 2, 6.0)  # A decided at rung 2: continue, mean 5 recorded
-    (tmp_path / JOURNAL_FILE).rename(tmp_path / LEGACY_JOURNAL_FILE)  # as ntkmtl 0.1 named it
+    events = [json.loads(line) for line in (tmp_path / JOURNAL_FILE).read_text().splitlines()]
+    (tmp_path / JOURNAL_FILE).unlink()
+    (tmp_path / LEGACY_JOURNAL_FILE).write_text(json.dumps({"version": 1, "events": events}))  # as ntkmtl 0.1 wrote it
     restored = {"A0": (RayTrial.PENDING, {"epoch": 2}), "A1": (RayTrial.PENDING, {"epoch": 2})}
     second, c2, t2 = setup(tmp_path, statuses=restored)
     assert second.halving.rungs[2] == {"A": -5.0}  # scores are "higher is better"
     report(second, c2, t2["B0"], 2, 7.0)
     assert report(second, c2, t2["B1"], 2, 9.0) == TrialScheduler.STOP  # judged against A's rung entry
-    assert (tmp_path / JOURNAL_FILE).is_file()  # from now on under the new name
+    assert [json.loads(line) for line in (tmp_path / JOURNAL_FILE).read_text().splitlines()] == second.halving.events
+
+
+class NoAppendFileSystem:
+    """A store without append (as pyarrow's S3 and GCS filesystems): everything else is local."""
+
+    def __init__(self):
+        self._local = pyarrow.fs.LocalFileSystem()
+
+    def open_append_stream(self, path):
+        raise pyarrow.lib.ArrowNotImplementedError("append is not supported on this filesystem")
+
+    def __getattr__(self, name):
+        return getattr(self._local, name)
+
+
+def test_a_journal_on_a_store_without_append_is_written_whole(tmp_path):
+    path = str(tmp_path / "j")
+    storefiles.write_lines(None, path, [[1], [2]])
+    storefiles.append_lines(None, path, [[3]], whole=[[1], [2], [3]])
+    assert storefiles.read_lines(None, path) == ([[1], [2], [3]], False)
+    storefiles.append_lines(NoAppendFileSystem(), path, [[4]], whole=[[1], [2], [3], [4]])  # type: ignore[arg-type]
+    assert storefiles.read_lines(None, path) == ([[1], [2], [3], [4]], False)

@@ -4,6 +4,7 @@ first one's journal, as ``--resume`` does, must decide exactly as the uninterrup
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -205,3 +206,30 @@ def test_a_restored_seed_without_a_checkpoint_runs_again_and_gets_its_configurat
     assert t2["B0"].status == RayTrial.PENDING  # not stopped before it has written its rows again
     assert report(second, c2, t2["B0"], 1, 7.5) == TrialScheduler.CONTINUE
     assert report(second, c2, t2["B0"], 2, 7.0) == TrialScheduler.STOP  # the decision, at its rung
+
+
+def journal_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_journal_is_appended_one_line_per_event_and_a_line_cut_by_a_crash_is_dropped(tmp_path):
+    s, c, t = setup(tmp_path)
+    report(s, c, t["A0"], 2, 4.0)
+    journal = tmp_path / JOURNAL_FILE
+    first = journal.read_bytes()
+    report(s, c, t["A1"], 2, 6.0)
+    assert journal.read_bytes().startswith(first)  # appended, not rewritten
+    assert (
+        journal_lines(journal)
+        == s.halving.events
+        == [
+            ["result", "A/0", "A", 2, 2, -4.0],
+            ["result", "A/1", "A", 2, 2, -6.0],
+        ]
+    )
+    with open(journal, "a") as f:
+        f.write('["result", "B/0", "B", 2, 2, -')  # the driver died in the middle of a line
+    second, c2, _ = setup(tmp_path, statuses={"A0": (RayTrial.PENDING, {"epoch": 2})})
+    assert second.halving.rungs[2] == {"A": -5.0} and second.halving.events == s.halving.events
+    report(second, c2, c2.trials[2], 2, 3.0)  # B0: the journal is written whole once, then appended
+    assert journal_lines(journal) == second.halving.events and len(second.halving.events) == 3
