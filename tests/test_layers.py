@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ntkmtl"
 LAYERS = ("options", "methods", "benchmarks", "train", "results", "sweep", "cli")  # bottom first
 TOP_LEVEL = {  # the layer of each top-level module or package of ntkmtl
     "options": "options",
+    "columns": "options",  # Column, the declaration of a result column: imports nothing
     "methods": "methods",
     "benchmarks": "benchmarks",
     "train": "train",

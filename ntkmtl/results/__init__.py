@@ -2,8 +2,9 @@
 
 Modules, bottom first (each imports only those before it; nothing here imports ``ntkmtl.sweep``):
 
-- ``schema``: statuses, identity and per-epoch columns (name, Arrow type, meaning): the one
-  definition the exporter, docs/SWEEP.md and the report use
+- ``schema``: statuses, identity columns and every per-epoch column (name, Arrow type, meaning;
+  the trainer's declared next to its code, collected here): what the exporter, docs/SWEEP.md's
+  generated table and the report use
 - ``errors``, ``read``: ReportError; reading and checking a data set
 - ``select``: each trial's epoch (best validation value, no test-set peeking), which trials count
 - ``labels``, ``baseline``, ``stats``, ``table``: configuration names, the baseline, comparison

@@ -1,42 +1,32 @@
 """The result schema: every Parquet column of a sweep, its type and meaning, and the statuses.
 
-This is the one definition. The exporter (``ntkmtl.sweep.export``) builds each file's Arrow schema
-from it (``arrow_fields``), the report checks a data set against it (``IDENTITY_COLUMNS``,
-``STATUSES``), and docs/SWEEP.md's "Results schema" table is ``markdown_table()`` (a test
-compares the two). A column is one ``Column``: its name (``<…>`` is a name part filled in at run
-time, e.g. ``train_loss_<task>``), its Arrow type and what it means.
+A column is one ``Column`` (``ntkmtl/columns.py``): its name (``<…>`` is a name part filled in at
+run time, e.g. ``train_loss_<task>``), its Arrow type and what it means, declared once, where the
+value is made: the trainer's epoch record declares its own (``Trial.columns`` in
+ntkmtl/training/trial.py, with ``EpochStats.columns`` in records.py); this module declares the
+identity columns and the ones the sweep adds, and collects the rest (``columns()``). The exporter
+(``ntkmtl.sweep.export``) builds each file's Arrow schema from them (``arrow_fields``), the report
+checks a data set against ``IDENTITY_COLUMNS`` and ``STATUSES``, and docs/SWEEP.md's "Results
+schema" table is generated from them: ``python -m ntkmtl.results.schema --write-docs`` rewrites
+the block between its two markers (a test fails, naming that command, when it is out of date).
 
-Adding a per-epoch column: the code that computes the value puts it in the epoch record, and one
-``Column`` below declares it (its row in docs/SWEEP.md is this module's ``markdown_table()``).
+The trainer's declarations are imported when first needed, not with this module, so reading and
+reporting results never loads torch.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+import argparse
+import functools
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ntkmtl.columns import Column
+
 DELTA_M = "delta_m"
-
-
-@dataclass(frozen=True)
-class Column:
-    """One Parquet column (or a family of them, when ``name`` holds a ``<part>``)."""
-
-    name: str
-    dtype: str  # an Arrow type name (pyarrow.type_for_alias), or HP_DTYPE for hp_<name>
-    meaning: str
-
-    @property
-    def pattern(self) -> re.Pattern[str]:
-        """The column names this declaration covers: ``<part>`` matches one or more characters."""
-        parts = re.split(r"<[a-z]+>", self.name)
-        return re.compile("^" + "(.+)".join(re.escape(p) for p in parts) + "$")
-
-    @property
-    def is_family(self) -> bool:
-        return "<" in self.name
 
 
 @dataclass(frozen=True)
@@ -81,30 +71,7 @@ IDENTITY = (
     Column("status", "string", "the trial's latest status, on all its rows: " + ", ".join(f"`{s}`" for s in STATUSES)),
 )
 
-EPOCH = (  # the trainer's epoch record (ntkmtl.train.Trial.run), then the keys the sweep adds
-    Column("train_loss_<task>", "float64", "mean training loss of each task over the epoch"),
-    Column("val_<metric>", "float64", "every metric of the benchmark on the validation split"),
-    Column("test_<metric>", "float64", "every metric of the benchmark on the test split"),
-    Column(
-        "val_delta_m",
-        "float64",
-        "Δm % of the validation metrics against the paper's single-task baselines (lower is better)",
-    ),
-    Column(
-        "test_delta_m",
-        "float64",
-        "Δm % of the test metrics against the paper's single-task baselines (lower is better)",
-    ),
-    Column("weight_<task>", "float64", "the method's task weight, mean over the epoch's steps"),
-    Column(
-        "method_<key>",
-        "float64",
-        "other per-step scalars of the method (e.g. `method_grad_norm`; a per-task "
-        "vector as `method_<key>_<task>`), mean over steps",
-    ),
-    Column("lr", "float64", "learning rate during the epoch"),
-    Column("epoch_seconds", "float64", "training + evaluation time of the epoch"),
-    Column("samples_per_second", "float64", "training throughput"),
+SWEEP = (  # the keys the sweep adds to the trainer's record (ntkmtl/sweep/callbacks.py, trainable.py)
     Column(
         "search",
         "string",
@@ -119,17 +86,30 @@ EPOCH = (  # the trainer's epoch record (ntkmtl.train.Trial.run), then the keys 
     Column("hostname", "string", "the host that ran the epoch (Ray's result key)"),
 )
 
-COLUMNS = IDENTITY + EPOCH
 IDENTITY_COLUMNS = tuple(c.name for c in IDENTITY if not c.is_family)  # what every data set must have
-_EXACT = {c.name: c for c in COLUMNS if not c.is_family}
-_FAMILIES = [c for c in COLUMNS if c.is_family]
+
+
+@functools.cache
+def columns() -> tuple[Column, ...]:
+    """Every column, in the docs' order: the identity columns, the trainer's epoch record
+    (declared where it is computed), then the keys the sweep adds."""
+    from ntkmtl.training.trial import Trial  # here, not above: reading results needs no torch
+
+    return IDENTITY + Trial.columns + SWEEP
+
+
+@functools.cache
+def _lookup() -> tuple[dict[str, Column], list[Column]]:
+    every = columns()
+    return {c.name: c for c in every if not c.is_family}, [c for c in every if c.is_family]
 
 
 def column(name: str) -> Column | None:
     """The declaration of column ``name``: its exact entry, else the family it belongs to, else None."""
-    if name in _EXACT:
-        return _EXACT[name]
-    return next((c for c in _FAMILIES if c.pattern.match(name)), None)
+    exact, families = _lookup()
+    if name in exact:
+        return exact[name]
+    return next((c for c in families if c.pattern.match(name)), None)
 
 
 def leading_columns(hp_names: Iterable[str]) -> list[str]:
@@ -171,5 +151,51 @@ def undeclared(names: Iterable[str]) -> list[str]:
 def markdown_table() -> str:
     """The "Results schema" table of docs/SWEEP.md."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| `{c.name}` | {c.dtype} | {c.meaning} |" for c in COLUMNS]
+    lines += [f"| `{c.name}` | {c.dtype} | {c.meaning} |" for c in columns()]
     return "\n".join(lines)
+
+
+# docs/SWEEP.md holds the table between these two lines; ``--write-docs`` rewrites what lies between.
+WRITE_DOCS = "python -m ntkmtl.results.schema --write-docs"
+DOCS_BEGIN = f"<!-- results-schema table: generated by `{WRITE_DOCS}`, do not edit -->"
+DOCS_END = "<!-- end of the results-schema table -->"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "SWEEP.md"
+
+
+def with_docs_table(text: str, where: str = "docs/SWEEP.md") -> str:
+    """``text`` with the block between ``DOCS_BEGIN`` and ``DOCS_END`` replaced by ``markdown_table()``."""
+    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{where} lacks the lines {DOCS_BEGIN!r} … {DOCS_END!r} around the results-schema table")
+    return text[: start + len(DOCS_BEGIN)] + "\n\n" + markdown_table() + "\n\n" + text[end:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ntkmtl.results.schema``: print the table, or (``--write-docs``) rewrite docs/SWEEP.md's."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ntkmtl.results.schema",
+        description="Print the results-schema table, or rewrite it in docs/SWEEP.md after adding a column.",
+    )
+    parser.add_argument("--write-docs", action="store_true", help="rewrite the table in docs/SWEEP.md")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="the file to rewrite (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if not args.write_docs:
+        print(markdown_table())
+        return 0
+    path: Path = args.docs
+    try:
+        text = path.read_text(encoding="utf-8")
+        new = with_docs_table(text, str(path))
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if new == text:
+        print(f"{path}: the results-schema table is up to date")
+    else:
+        path.write_text(new, encoding="utf-8")
+        print(f"{path}: results-schema table rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

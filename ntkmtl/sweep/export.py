@@ -13,11 +13,12 @@ read (it parses, and its rows are the trial's, one per epoch); a corrupt or trun
 rebuilt from the row log by replaying it (``recovery.py`` also rebuilds from Ray's result log),
 and ``read_results`` names a file it cannot read in one line instead of failing.
 
-Columns: ``ntkmtl.results.schema`` declares each one (name, Arrow type, meaning; docs/SWEEP.md
-"Results schema" is its table): the identity columns ``sweep, trial_id, config_id, benchmark,
-method, hp_<name>…`` (every hyperparameter of the sweep's methods, null where a method has no
-such hyperparameter), ``seed, epoch, status`` (the trial's latest status, on every row), then
-every key of the epoch record in the order it first appears, typed by its declaration.
+Columns: ``ntkmtl.results.schema`` holds each one's declaration (name, Arrow type, meaning; the
+trainer's are made next to its code; docs/SWEEP.md "Results schema" is generated from them): the
+identity columns ``sweep, trial_id, config_id, benchmark, method, hp_<name>…`` (every
+hyperparameter of the sweep's methods, null where a method has no such hyperparameter), ``seed,
+epoch, status`` (the trial's latest status, on every row), then every key of the epoch record in
+the order it first appears, typed by its declaration.
 
 Read with ``read_results(path)`` (pandas), ``pyarrow.parquet.read_table(path)`` or DuckDB:
 ``SELECT * FROM read_parquet('<output>/*.parquet', union_by_name=true)``.

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ntkmtl.benchmarks import BENCHMARKS
 from ntkmtl.methods import describe_methods
 from ntkmtl.options import parse_value
 from ntkmtl.training.settings import SEED, TRAIN_SETTINGS, TrialConfig
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="methods and their hyperparameters (set with --hp key=value):\n\n" + describe_methods(),
     )
-    parser.add_argument("--benchmark", required=True, help="qm9, celeba, nyuv2, cityscapes or toy")
+    parser.add_argument("--benchmark", required=True, help=f"one of {', '.join(BENCHMARKS)}")
     parser.add_argument("--method", default="ls", help="weighting method (default: ls; see below)")
     parser.add_argument("--ntk-exp", default=None, metavar="VALUE", help="shortcut for --hp ntk_exp=VALUE")
     parser.add_argument(

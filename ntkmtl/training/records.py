@@ -3,12 +3,17 @@
 Keys (docs/DESIGN.md, "Trainer → sweep"): ``train_loss_<task>`` (sample-weighted mean loss),
 ``weight_<task>`` (the method's task weight, mean over the steps) and every value of the
 method's ``StepResult``, mean over the steps: ``method_<name>`` or ``method_<name>_<task>``.
+Each is declared in ``EpochStats.columns``, next to ``record()``: the Parquet schema
+(ntkmtl/results/schema.py) and docs/SWEEP.md's table are built from there.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
+from ntkmtl.columns import Column
 from ntkmtl.methods import StepResult
 
 
@@ -37,6 +42,18 @@ class EpochStats:
 
     def mean_losses(self) -> torch.Tensor:
         return self.loss_sums / self.loss_counts.clamp_min(1e-12)
+
+    # The columns of ``record()``: a key it writes that no column declares fails tests/results.
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("train_loss_<task>", "float64", "mean training loss of each task over the epoch"),
+        Column("weight_<task>", "float64", "the method's task weight, mean over the epoch's steps"),
+        Column(
+            "method_<key>",
+            "float64",
+            "other per-step scalars of the method (e.g. `method_grad_norm`; a per-task "
+            "vector as `method_<key>_<task>`), mean over steps",
+        ),
+    )
 
     def record(self) -> dict[str, float]:
         out = {f"train_loss_{t}": float(v) for t, v in zip(self.tasks, self.mean_losses())}

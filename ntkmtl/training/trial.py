@@ -8,6 +8,9 @@ Reproducibility: every RNG (torch, CUDA, numpy, random, the train loader's gener
 from ``seed`` and saved in checkpoints, so on CPU a run of 2 epochs + restore + 2 epochs is
 identical to 4 epochs. A non-finite training loss or metric ends the trial with a ``diverged``
 record instead of an exception.
+
+Record: ``epoch`` and ``status`` (identity columns of ntkmtl/results/schema.py), then the keys
+``Trial.columns`` declares (``EpochStats``'s, then the metrics and timing ``_run_epoch`` adds).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
 
 from ntkmtl.benchmarks import Benchmark, benchmark_class
+from ntkmtl.columns import Column
 from ntkmtl.methods import get_method
 from ntkmtl.methods.gradients import task_gradient_mode as gradient_mode
 from ntkmtl.precision import MixedPrecision
@@ -104,6 +108,26 @@ class Trial:
             yield record
             if record["status"] == "diverged":
                 return
+
+    # The columns of an epoch record besides epoch and status: a key it writes that no column
+    # declares fails tests/results (ntkmtl/results/schema.py builds the Parquet schema from these).
+    columns: ClassVar[tuple[Column, ...]] = EpochStats.columns + (
+        Column("val_<metric>", "float64", "every metric of the benchmark on the validation split"),
+        Column("test_<metric>", "float64", "every metric of the benchmark on the test split"),
+        Column(
+            "val_delta_m",
+            "float64",
+            "Δm % of the validation metrics against the paper's single-task baselines (lower is better)",
+        ),
+        Column(
+            "test_delta_m",
+            "float64",
+            "Δm % of the test metrics against the paper's single-task baselines (lower is better)",
+        ),
+        Column("lr", "float64", "learning rate during the epoch"),
+        Column("epoch_seconds", "float64", "training + evaluation time of the epoch"),
+        Column("samples_per_second", "float64", "training throughput"),
+    )
 
     def _run_epoch(self, progress: bool) -> dict[str, Any]:
         epoch = self.epoch + 1

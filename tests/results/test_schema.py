@@ -1,12 +1,15 @@
 """The result schema is the one definition: the exporter's Arrow types, the docs' table, the statuses.
 
-A per-epoch column is declared once in ``ntkmtl/results/schema.py``; these tests fail when the
-docs' table, the trainer's record or the sweep's statuses drift from it.
+A per-epoch column is declared once, next to the trainer code that computes it (``EpochStats`` /
+``Trial.columns``), and ``ntkmtl/results/schema.py`` collects the declarations; these tests fail
+when the docs' generated table, the trainer's record or the sweep's statuses drift from them.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +22,7 @@ from ntkmtl.results.read import load_results
 from ntkmtl.sweep import export
 from ntkmtl.sweep.export import ParquetExporter, final_status
 from ntkmtl.train import Trial, TrialConfig
+from ntkmtl.training.records import EpochStats
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -30,10 +34,49 @@ def section(path: Path, title: str) -> str:
     return text[start : end if end > 0 else None]
 
 
-def test_the_docs_column_table_is_the_schemas():
-    lines = [line for line in section(DOCS / "SWEEP.md", "Results schema").splitlines() if line.startswith("|")]
-    expected = schema.markdown_table()
-    assert "\n".join(lines) == expected, f"docs/SWEEP.md 'Results schema' must hold this table:\n{expected}"
+def test_the_docs_column_table_is_the_generated_one():
+    text = (DOCS / "SWEEP.md").read_text(encoding="utf-8")
+    if schema.with_docs_table(text) != text:
+        pytest.fail(f"docs/SWEEP.md's results-schema table is out of date: run `{schema.WRITE_DOCS}`", pytrace=False)
+    assert schema.DOCS == DOCS / "SWEEP.md"  # the file the command rewrites by default
+    assert schema.DOCS_BEGIN in section(DOCS / "SWEEP.md", "Results schema")
+
+
+def test_write_docs_rewrites_only_the_block_between_the_markers(tmp_path, capsys):
+    path = tmp_path / "SWEEP.md"
+    stale = f"# Sweep\n\nbefore\n{schema.DOCS_BEGIN}\n| `old` | string | gone |\n{schema.DOCS_END}\nafter\n"
+    path.write_text(stale, encoding="utf-8")
+    assert schema.main(["--write-docs", "--docs", str(path)]) == 0
+    expected = f"# Sweep\n\nbefore\n{schema.DOCS_BEGIN}\n\n{schema.markdown_table()}\n\n{schema.DOCS_END}\nafter\n"
+    assert path.read_text(encoding="utf-8") == expected
+    assert schema.main(["--write-docs", "--docs", str(path)]) == 0  # a second run changes nothing
+    assert path.read_text(encoding="utf-8") == expected
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}: results-schema table rewritten",
+        f"{path}: the results-schema table is up to date",
+    ]
+    path.write_text("no markers\n", encoding="utf-8")
+    assert schema.main(["--write-docs", "--docs", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path} lacks the lines {schema.DOCS_BEGIN!r} … {schema.DOCS_END!r} around the results-schema table\n"
+    )
+    assert path.read_text(encoding="utf-8") == "no markers\n"
+
+
+def test_the_schema_collects_the_trainers_declarations_once():
+    names = [c.name for c in schema.columns()]
+    assert len(names) == len(set(names))  # one home each
+    assert schema.columns()[: len(schema.IDENTITY)] == schema.IDENTITY
+    assert schema.columns()[len(schema.IDENTITY) :] == Trial.columns + schema.SWEEP
+    assert Trial.columns[: len(EpochStats.columns)] == EpochStats.columns
+    assert schema.column("train_loss_wave") is EpochStats.columns[0]
+    assert schema.column("lr") is next(c for c in Trial.columns if c.name == "lr")
+
+
+def test_reading_results_does_not_load_the_trainer():
+    code = "import sys, ntkmtl.results.schema, ntkmtl.results.read; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_the_docs_status_table_names_every_status():
@@ -188,6 +231,33 @@ def test_every_key_of_the_trainers_epoch_record_is_declared(method):
     (record,) = Trial(config).run()
     assert schema.undeclared(record) == []
     assert any(schema.column(k).is_family for k in record)  # the check covers families (train_loss_<task>, …)
+
+
+def test_a_toy_trials_parquet_columns_are_locked(tmp_path):
+    """Names, Arrow types and order of a real trial's file, as a sweep writes it (measured before
+    the trainer's columns moved next to its code): a type or order that changes, or a column that
+    goes, fails here; a new column, anywhere, does not (its own test locks it)."""
+    config = TrialConfig(
+        benchmark="toy", method="ntkmtl", data={"n_train": 64, "n_val": 32, "n_test": 32}, epochs=1, device="cpu"
+    )
+    (record,) = Trial(config).run()
+    kinds = {"chunking": str, "eps": float, "max_norm": float, "n": int, "ntk_exp": float}
+    exporter = ParquetExporter(tmp_path, "s", "toy", kinds)
+    spec = {"config_id": "c", "method": "ntkmtl", "seed": 0, "hparams": {"ntk_exp": 0.5}}
+    exporter.add_record("t1", spec, record | {"node_id": "n1", "hostname": "h", "search": "random"})
+    tasks, splits = ("linear", "wave", "quadratic"), ("val", "test")
+    expected = (
+        [(n, "string") for n in ("sweep", "trial_id", "config_id", "benchmark", "method", "hp_chunking")]
+        + [("hp_eps", "double"), ("hp_max_norm", "double"), ("hp_n", "int64"), ("hp_ntk_exp", "double")]
+        + [("seed", "int64"), ("epoch", "int64"), ("status", "string")]
+        + [(f"{key}_{task}", "double") for key in ("train_loss", "weight", "method_ntk_eigenvalues") for task in tasks]
+        + [("method_grad_norm", "double")]
+        + [(n, "double") for s in splits for n in [f"{s}_mae_{task}" for task in tasks] + [f"{s}_delta_m"]]
+        + [(n, "double") for n in ("lr", "epoch_seconds", "samples_per_second")]
+        + [("node_id", "string"), ("hostname", "string"), ("search", "string")]
+    )
+    names = {name for name, _ in expected}
+    assert [(f.name, str(f.type)) for f in pq.read_schema(exporter.path("t1")) if f.name in names] == expected
 
 
 def test_the_reader_checks_the_schemas_statuses(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ntkmtl.benchmarks import BENCHMARKS
 from ntkmtl.sweep.config import ConfigError, apply_override, load_config, parse_config
 
 GOOD = {
@@ -42,7 +43,7 @@ def with_(change: dict) -> dict:
 BAD = {
     "unknown top-level key": ({"trian": {"epochs": 3}}, ["trian", "did you mean 'train'", "valid keys"]),
     "missing benchmark": ({"benchmark": None}, ["benchmark", "is required"]),
-    "unknown benchmark": ({"benchmark": "qm10"}, ["benchmark = 'qm10'", "valid: celeba, cityscapes, nyuv2, qm9, toy"]),
+    "unknown benchmark": ({"benchmark": "qm10"}, ["benchmark = 'qm10'", f"valid: {', '.join(sorted(BENCHMARKS))}"]),
     "unknown method": ({"methods": {"ntkmlt": {}}}, ["methods.ntkmlt", "did you mean 'ntkmtl'", "valid:"]),
     "unknown hyperparameter": (
         {"methods": {"ls": {"ntk_exp": [0.5]}}},
