@@ -104,6 +104,7 @@ def _lookup() -> tuple[dict[str, Column], list[Column]]:
     return {c.name: c for c in every if not c.is_family}, [c for c in every if c.is_family]
 
 
+@functools.cache  # the exporter asks for every key of every row it writes
 def column(name: str) -> Column | None:
     """The declaration of column ``name``: its exact entry, else the family it belongs to, else None."""
     exact, families = _lookup()
