@@ -14,7 +14,7 @@ from ray.tune.result import AUTO_RESULT_KEYS, RESULT_DUPLICATE, SHOULD_CHECKPOIN
 
 from ntkmtl.sweep import secrets, storefiles
 from ntkmtl.sweep import wandb as wandb_settings
-from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.export import ParquetExporter
 from ntkmtl.sweep.faults import inject_write_error
 from ntkmtl.sweep.plan import TrialSpec

@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from ntkmtl.benchmarks import benchmark_class
-from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.export import read_results
 from ntkmtl.sweep.identity import differences, fingerprint, trial_settings
 from ntkmtl.sweep.plan import TrialSpec, build_plan

@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from ntkmtl.sweep import storefiles
-from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.storage import StorageLocation
 
 IDENTITY_FILE = "ntkmtl-sweep.identity"  # JSON; not *.json (storefiles: Ray syncs those)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ntkmtl.benchmarks import benchmark_class
 from ntkmtl.methods import method_class
-from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.space import dry_run_lines, search_trials
 
 

@@ -25,7 +25,7 @@ from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from ntkmtl.sweep import storefiles
-from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 
 JOURNAL_FILE = "ntkmtl-scheduler.journal"

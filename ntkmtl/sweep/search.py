@@ -30,7 +30,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ntkmtl.benchmarks import benchmark_class
-from ntkmtl.sweep.config import MethodGrid, SweepConfig
+from ntkmtl.sweep.config_types import MethodGrid, SweepConfig
 from ntkmtl.sweep.plan import TrialSpec, config_id
 
 

@@ -33,7 +33,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ntkmtl.benchmarks import get_benchmark
 from ntkmtl.sweep import interrupt, secrets, storefiles
 from ntkmtl.sweep.callbacks import ParquetCallback, record_of, wandb_callback
-from ntkmtl.sweep.config import SweepConfig
+from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
 from ntkmtl.sweep.extend import Extension, experiments, judged_samples, read_record, write_record
 from ntkmtl.sweep.faults import INJECT_ENV, parse_faults
