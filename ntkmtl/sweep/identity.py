@@ -3,7 +3,7 @@
 **Fingerprint.** ``trial_settings(cfg)`` is everything that defines the sweep's trials: the
 benchmark, data options, training set-up, seeds, every method's grid and ranges, the early
 stopping, the search, and the output directory its rows go to. It is stored (with its hash,
-``fingerprint``) in the sweep record ``<output>/<name>.sweep.json`` (``extend.write_record``)
+``fingerprint``) in the sweep record ``<output>/<name>.sweep.json`` (``record.write_record``)
 and next to the Ray experiment, ``<storage>/<name>/ntkmtl-sweep.identity``. ``--resume`` compares the
 config with it and refuses, in one line naming each changed key, when they differ: Ray restores
 the trials as they were, so a changed setting would be silently ignored. Only ``RUN_SETTINGS``

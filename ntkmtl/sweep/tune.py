@@ -1,20 +1,16 @@
 """Running a sweep on Ray Tune: the driver (``run_sweep``), from checks to the final table.
 
-Everything is Ray's own machinery: a ``Tuner`` over a ``grid_search`` of the plan's trial specs
-(so Ray never multiplies grids itself) — or, when the config searches a range, over the grid
-specs and the seed-paired samples of one ``SweepSearcher`` (``search.py``) — the function
-trainable of ``trainable.py``, ``tune.with_resources`` for CPUs and (fractional) GPUs, the
-resumable ASHA schedulers of ``schedulers.py``, ``FailureConfig(max_failures)`` for retries,
-``RunConfig`` storage (local or URI), ``Tuner.restore`` for ``--resume``, the driver-side
-callbacks of ``callbacks.py`` (Parquet rows, W&B) and ``CLIReporter``. Fault injection for tests
-is in ``faults.py``.
-
-Before Ray starts: the storage is probed, the output must belong to this sweep
-(``identity.check_output_owner``), a resume must have the sweep's fingerprint
-(``identity.check_resume_identity``), and the driver takes the sweep's lock
-(``identity.DriverLock``). A resume or an extension first verifies and rebuilds the trial files
-(``recovery.py``) and drops the files of trials Ray lost (``orphans.py``). A write error while
-Ray runs stops the sweep resumably and raises ``SweepError`` with one line.
+Before Ray starts: the output directory is checked (``output_dir.py``), the storage is probed,
+the output must belong to this sweep (``identity.check_output_owner``), a resume must have the
+sweep's fingerprint (``identity.check_resume_identity``), the driver takes the sweep's lock
+(``identity.DriverLock``), a local run must fit one trial on this machine, and the data is
+prepared once. Then Ray starts (or joins ``--address``), the trainable of ``trainable.py`` gets
+its resources (``tune.with_resources``: CPUs, fractional GPUs), and a resume or an extension
+first verifies and rebuilds the trial files (``recovery.py``) and drops the files of trials Ray
+lost (``orphans.py``). The Tuner itself, new or restored (``--resume``), comes from
+``tuner.py``; what the run ends with — final statuses, the table, a one-line ``SweepError``
+when a write failed while Ray ran — from ``outcome.py``. Fault injection for tests is in
+``faults.py``.
 """
 
 from __future__ import annotations
@@ -22,61 +18,28 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any, Callable
 
 import ray
 from ray import tune
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from ntkmtl.benchmarks import get_benchmark
 from ntkmtl.sweep import interrupt, secrets, storefiles
-from ntkmtl.sweep.callbacks import ParquetCallback, record_of, wandb_callback
+from ntkmtl.sweep.callbacks import record_of
 from ntkmtl.sweep.config_types import SweepConfig
-from ntkmtl.sweep.export import FINAL_STATUSES, ParquetExporter, read_results
-from ntkmtl.sweep.extend import Extension, experiments, judged_samples, read_record, write_record
+from ntkmtl.sweep.extend import Extension
 from ntkmtl.sweep.faults import INJECT_ENV, parse_faults
 from ntkmtl.sweep.identity import DriverLock, SweepError, check_output_owner, check_resume_identity, write_identity
 from ntkmtl.sweep.orphans import drop_lost_trials
+from ntkmtl.sweep.outcome import SweepOutcome, sweep_outcome
 from ntkmtl.sweep.output_dir import check_output
-from ntkmtl.sweep.plan import (
-    TrialSpec,
-    build_plan,
-    cluster_gpu_warning,
-    expected_concurrency,
-    hparam_kinds,
-    local_resources,
-)
+from ntkmtl.sweep.plan import build_plan, cluster_gpu_warning, hparam_kinds, local_resources
+from ntkmtl.sweep.record import experiments, read_record, write_record
 from ntkmtl.sweep.recovery import repair_output
-from ntkmtl.sweep.schedulers import build_scheduler
-from ntkmtl.sweep.search import build_searcher, format_search
-from ntkmtl.sweep.space import search_trials
 from ntkmtl.sweep.storage import StorageLocation, check_storage
-from ntkmtl.sweep.summary import format_summary, summarize
-from ntkmtl.sweep.trainable import run_trial, trial_dirname, trial_name
-
-PROGRESS_COLUMNS = {
-    "epoch": "epoch",
-    "val_delta_m": "val Δm %",
-    "test_delta_m": "test Δm %",
-    "epoch_seconds": "s/epoch",
-}
-
-
-@dataclass
-class SweepOutcome:
-    """What a finished sweep returns to the CLI: the results table and counts."""
-
-    experiment_path: str
-    output: str
-    trials: int
-    rows: int
-    errored: int
-    unfinished: int
-    wall_seconds: float
-    table: str
-    search: str = ""  # per searched method: samples judged, the best one (ntkmtl.sweep.search)
+from ntkmtl.sweep.trainable import run_trial
+from ntkmtl.sweep.tuner import apply_run_settings, new_tuner
 
 
 def experiment_exists(location: StorageLocation, name: str) -> bool:
@@ -179,40 +142,12 @@ def _run(
             resume_errored=True,
             storage_filesystem=location.filesystem,
         )
-        _apply_run_settings(tuner, cfg, specs, faults, verbose)
+        apply_run_settings(tuner, cfg, specs, faults, verbose)
     else:
-        tuner = _new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension)
+        tuner = new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension)
         write_record(cfg, names)
         write_identity(cfg, location, names)
-    grid = tuner.fit()
-    try:
-        unfinished = 0 if storefiles.stop_reasons else _finalize(cfg, grid, specs)
-    except OSError as error:
-        storefiles.stop_reasons.append(
-            f"output {cfg.output}: cannot write the final statuses: {storefiles.describe(error)}"
-        )
-    if storefiles.stop_reasons:
-        raise SweepError(
-            f"{storefiles.stop_reasons[0]}; the sweep stopped with its state saved: fix that, then "
-            "continue with --resume (no row is lost)"
-        )
-    has_rows = any(Path(cfg.output).expanduser().glob("*.parquet"))
-    df = read_results(cfg.output) if has_rows else None
-    wall = time.monotonic() - start
-    table = format_summary(summarize(df, baseline), wall) if df is not None else "no results"
-    errored = sum(1 for i in range(len(grid)) if grid[i].error is not None)  # ResultGrid: __getitem__, no __iter__
-    search = format_search(judged_samples(cfg), cfg.scheduler.mode) if cfg.search else ""
-    return SweepOutcome(
-        experiment_path=location.uri(name),
-        output=cfg.output,
-        trials=len(grid),
-        rows=0 if df is None else len(df),
-        errored=errored,
-        unfinished=unfinished,
-        wall_seconds=wall,
-        table=table,
-        search=search,
-    )
+    return sweep_outcome(cfg, tuner.fit(), specs, location.uri(name), start, baseline)
 
 
 def _check_resume(location: StorageLocation, name: str, resume: bool) -> None:
@@ -247,103 +182,6 @@ def _prepare_data(cfg: SweepConfig) -> None:
     for seed in cfg.seeds:
         benchmark.loaders(batch, seed, 0)
     print(f"data ready ({cfg.benchmark}, {time.monotonic() - started:.1f} s)", flush=True)
-
-
-def _callbacks(cfg: SweepConfig, specs: list[TrialSpec], faults: list[dict]) -> list:
-    # Ray's CSV and JSON result logs stay (its analysis and recovery.py read them); its TensorBoard
-    # logger does not: Parquet (and W&B) hold every epoch, and it cost ~8 ms of driver CPU per
-    # QM9-wide result (bench/driver_scale.py).
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    callbacks = [
-        CSVLoggerCallback(),
-        JsonLoggerCallback(),
-        ParquetCallback(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg), faults),
-    ]
-    if cfg.wandb.enabled:
-        callbacks.append(wandb_callback(cfg))
-    return callbacks
-
-
-def _apply_run_settings(tuner, cfg: SweepConfig, specs: list[TrialSpec], faults: list[dict], verbose: int) -> None:
-    """``Tuner.restore`` brings back the first run's settings; the ones a resume may change
-    (``identity.RUN_SETTINGS``: concurrency, retries, W&B; resources go with the trainable) and
-    the callbacks are set from this config."""
-    local = getattr(tuner, "_local_tuner", None)
-    if local is None:  # Ray Client: the restored settings stay
-        return
-    local._tune_config.max_concurrent_trials = cfg.max_concurrent or None
-    local._run_config.failure_config = tune.FailureConfig(max_failures=cfg.max_failures)
-    local._run_config.callbacks = _callbacks(cfg, specs, faults)
-    local._run_config.verbose = verbose
-
-
-def _new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension):
-    sweep = {
-        "benchmark": cfg.benchmark,
-        "data": cfg.data,
-        "train": cfg.train,
-        "metric": cfg.scheduler.metric,
-        "faults": faults,
-        "threads": max(1, int(cfg.resources.cpu)),
-    }
-    reporter = tune.CLIReporter(
-        metric_columns=PROGRESS_COLUMNS,
-        parameter_columns={"trial/seed": "seed"},
-        max_report_frequency=15,
-        max_column_length=40,
-    )
-    param_space: dict[str, Any] = {"sweep": sweep, "trial": tune.grid_search([s.to_dict() for s in specs])}
-    search: dict[str, Any] = {"num_samples": 1}
-    sampled = search_trials(cfg) if extension is None else extension.sampled_trials
-    if cfg.search is not None and sampled:  # grid trials and sampled ones from one searcher (search.py)
-        resources = ray.cluster_resources()
-        total = len(specs) + sampled
-        concurrency = expected_concurrency(cfg, total, resources.get("CPU", 1), resources.get("GPU", 0))
-        param_space = {"sweep": sweep}
-        searcher = build_searcher(
-            cfg, specs, concurrency, *((extension.new_samples, extension.history) if extension else ())
-        )
-        search = {"num_samples": total, "search_alg": searcher}
-        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(2, len(cfg.seeds))))  # a sample's seeds together
-    return tune.Tuner(
-        trainable,
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            scheduler=build_scheduler(cfg, extension.prefill if extension else None),
-            reuse_actors=True,
-            **search,
-            max_concurrent_trials=cfg.max_concurrent or None,
-            trial_name_creator=trial_name,
-            trial_dirname_creator=trial_dirname,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            **location.run_config_kwargs(),
-            failure_config=tune.FailureConfig(max_failures=cfg.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=_callbacks(cfg, specs, faults),
-            progress_reporter=reporter,
-            verbose=verbose,
-        ),
-    )
-
-
-def _finalize(cfg: SweepConfig, grid, specs: list[TrialSpec]) -> int:
-    """Give every ended trial's file its final status (a driver killed between a trial's end and
-    its callback leaves ``running``); return how many trials are unfinished (an interrupted sweep)."""
-    exporter = ParquetExporter(cfg.output, cfg.name, cfg.benchmark, hparam_kinds(specs, cfg))
-    unfinished = 0
-    for result in grid:
-        metrics = result.metrics or {}
-        trial_id = metrics.get("trial_id")
-        status = exporter.status(trial_id) if trial_id is not None else None
-        if status in FINAL_STATUSES:
-            continue
-        if trial_id is not None and status is not None and (result.error is not None or metrics.get("done")):
-            exporter.finish(trial_id, "error" if result.error is not None else "complete")
-        elif result.error is None:
-            unfinished += 1
-    return unfinished
 
 
 __all__ = ["SweepError", "SweepOutcome", "experiment_exists", "run_sweep"]

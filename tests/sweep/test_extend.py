@@ -24,9 +24,9 @@ from ntkmtl.sweep.extend import (
     ExtendError,
     extension_table,
     plan_extension,
-    write_record,
 )
 from ntkmtl.sweep.plan import build_plan, hparam_kinds
+from ntkmtl.sweep.record import write_record
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {

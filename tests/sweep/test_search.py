@@ -153,7 +153,7 @@ def test_seeded_search_of_6_samples_x_2_seeds_on_the_toy_benchmark(tmp_path):
     best = searched.groupby(["config_id", "seed"])["val_delta_m"].min().groupby("config_id").mean()
     told = {r["config_id"]: r["objective"] for r in told_samples(tmp_path / "ray" / "search")}
     assert told.keys() == set(best.index) and all(told[c] == pytest.approx(best[c]) for c in told)
-    from ntkmtl.sweep.extend import judged_samples  # the final lines judge from the rows, as the searcher did
+    from ntkmtl.sweep.past_trials import judged_samples  # the final lines judge from the rows, as the searcher did
 
     judged = {r["config_id"]: r["objective"] for r in judged_samples(cfg)}
     assert judged.keys() == told.keys() and all(judged[c] == pytest.approx(told[c]) for c in told)
