@@ -1,11 +1,4 @@
-"""Where a sweep keeps its checkpoints and results: local paths, NFS, S3, GCS.
-
-Since Ray 2.7, Tune no longer copies trial directories from worker nodes to the head: every node
-writes its checkpoints straight to ``storage_path``. On a multi-node cluster that path must be
-reachable from every node (S3, GCS, or a shared mount such as NFS), or trials that run on a
-worker write to that worker's own disk and can neither be resumed nor collected. This module
-turns the sweep config's ``storage`` entry into what ``ray.tune.RunConfig`` takes and checks it
-before any trial starts, so such a sweep fails in a second with a clear message, not hours later.
+"""Where a sweep keeps its checkpoints and results: the ``storage`` entry → a filesystem and a path.
 
 The ``storage`` entry is either a string or a mapping:
 
@@ -16,9 +9,7 @@ The ``storage`` entry is either a string or a mapping:
     storage: {path: s3://bucket/prefix, endpoint_url: http://127.0.0.1:9000, region: us-east-1}
                                                   # S3-compatible server (MinIO, Ceph, moto)
     storage: {path: /data/ray_results, shared: true}
-                                                  # a shared mount this module cannot detect
-
-Functions (none of them imports Ray):
+                                                  # a shared mount storage_check cannot detect
 
 ``parse_storage(storage) -> StorageLocation``
     ``StorageLocation(filesystem, path)`` is a named tuple: ``filesystem`` is a
@@ -28,25 +19,14 @@ Functions (none of them imports Ray):
     ``Tuner.restore(location.join(name), trainable, storage_filesystem=location.filesystem)``.
     ``None`` means Ray's default, ``~/ray_results``. Bad input raises ``StorageError``.
 
-``check_storage(storage, multi_node) -> StorageLocation``
-    ``parse_storage`` (on AWS S3 without a region, the bucket's region is looked up) plus two
-    checks: a probe file is written, read back and deleted (the error names the URI and the
-    cause: missing bucket, no credentials, read-only directory); and with ``multi_node=True`` a
-    node-local path is rejected, a path being shared when it is on a network or cluster
-    filesystem (NFS, Lustre, GPFS, CephFS, BeeGFS, a FUSE bucket mount…) or marked
-    ``shared: true``. A local path needs ``output_dir.MIN_FREE_BYTES`` free. Give the returned
-    location, not the parsed one, to ``RunConfig``.
-
-``mount_of(path) -> (mount point, filesystem type)``
-    The mount holding ``path`` (or its nearest existing ancestor), from ``/proc/mounts``.
-
-``StorageError`` is a ``ValueError``: every problem with the ``storage`` entry raises it.
+Parsing is offline (the sweep config is checked with it before Ray starts); whether the storage
+works — a probe write, a node-local path on a cluster, free space — is ``storage_check.py``'s.
+``StorageError`` is a ``ValueError``: every problem with the ``storage`` entry raises it. No Ray.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -54,49 +34,11 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs
 
-from ntkmtl.sweep.output_dir import free_space_problem
-
 DEFAULT_STORAGE = "~/ray_results"
 """Ray Tune's own default ``storage_path``: fine on one machine, wrong on a cluster."""
 
 SCHEMES = ("file", "s3", "gs")
 OPTION_KEYS = ("path", "endpoint_url", "region", "shared")
-
-SHARED_FILESYSTEMS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "cifs",
-        "smb3",
-        "smbfs",
-        "lustre",
-        "gpfs",
-        "beegfs",
-        "ceph",
-        "cephfs",
-        "glusterfs",
-        "fuse.glusterfs",
-        "fuse.cephfs",
-        "fuse.ceph-fuse",
-        "fuse.gcsfuse",
-        "fuse.s3fs",
-        "fuse.juicefs",
-        "fuse.mount-s3",
-        "fuse.goofys",
-        "fuse.rclone",
-        "fuse.sshfs",
-        "wekafs",
-        "panfs",
-        "orangefs",
-        "pvfs2",
-        "afs",
-        "9p",
-        "virtiofs",
-    }
-)
-"""Filesystem types (the third column of /proc/mounts) that every node of a cluster can mount."""
-
-MOUNTS_FILE = "/proc/mounts"
 
 
 class StorageError(ValueError):
@@ -128,7 +70,7 @@ class StorageLocation(NamedTuple):
 
 def parse_storage(storage: str | os.PathLike | Mapping[str, Any] | None) -> StorageLocation:
     """Resolve a ``storage`` entry (see the module docstring) to a filesystem and a path."""
-    options = _options(storage)
+    options = storage_options(storage)
     uri = options["path"]
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
@@ -166,61 +108,7 @@ def parse_storage(storage: str | os.PathLike | Mapping[str, Any] | None) -> Stor
     return StorageLocation(_bucket_filesystem(scheme, options), path)
 
 
-def check_storage(storage: str | os.PathLike | Mapping[str, Any] | None, multi_node: bool) -> StorageLocation:
-    """Parse ``storage`` and make sure a sweep can use it; raise StorageError if not.
-
-    With ``multi_node`` (the Ray cluster has more than one node), a node-local path is refused:
-    trials on other nodes would write their checkpoints to their own disks.
-    """
-    location = _with_bucket_region(parse_storage(storage), _options(storage))
-    if multi_node and location.filesystem is None:
-        shared = isinstance(storage, Mapping) and storage.get("shared") is True
-        if not shared:
-            mount, fstype = mount_of(location.path)
-            if fstype not in SHARED_FILESYSTEMS:
-                unset = "no storage set, so Ray's default " if storage is None else ""
-                raise StorageError(
-                    f"{unset}storage {location.path!r} is on a node-local filesystem ({fstype} mounted "
-                    f"at {mount}), but the Ray cluster has more than one node. Since Ray 2.7 "
-                    "every node writes its trials' checkpoints directly to the storage path, so "
-                    "trials on other nodes would write to their own disks and could not be "
-                    "resumed or collected. Use storage every node can reach: s3://bucket/prefix, "
-                    "gs://bucket/prefix, or a directory on a shared mount (NFS, Lustre, GPFS…). "
-                    "If this path is shared in a way not detected here, write "
-                    f"storage: {{path: {location.path}, shared: true}}."
-                )
-    _probe(location)
-    if location.filesystem is None and free_space_problem(location.path):
-        raise StorageError(
-            f"storage {location.path!r}: {free_space_problem(location.path)}; free some space or choose another storage"
-        )
-    return location
-
-
-def mount_of(path: str | os.PathLike) -> tuple[str, str]:
-    """The mount point and filesystem type holding ``path`` (its nearest existing ancestor)."""
-    target = Path(path).expanduser().absolute()
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    target = target.resolve()
-    best = ("/", "unknown")
-    try:
-        with open(MOUNTS_FILE, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return best
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        mount = fields[1].replace("\\040", " ")
-        inside = target == Path(mount) or Path(mount) in target.parents
-        if inside and len(mount) >= len(best[0]):
-            best = (mount, fields[2])
-    return best
-
-
-def _options(storage: str | os.PathLike | Mapping[str, Any] | None) -> dict[str, Any]:
+def storage_options(storage: str | os.PathLike | Mapping[str, Any] | None) -> dict[str, Any]:
     """The storage entry as a mapping with at least ``path``; unknown keys are refused."""
     if storage is None:
         return {"path": DEFAULT_STORAGE}
@@ -268,48 +156,3 @@ def _bucket_filesystem(scheme: str, options: Mapping[str, Any]) -> pyarrow.fs.Fi
     if "region" in options:
         raise StorageError(f"storage {options['path']!r}: option 'region' applies to s3:// only")
     return pyarrow.fs.GcsFileSystem(**kwargs)
-
-
-def _with_bucket_region(location: StorageLocation, options: Mapping[str, Any]) -> StorageLocation:
-    """On AWS with no region given anywhere, ask S3 for the bucket's region (one request).
-
-    A client set to the wrong region gets redirects instead of objects; pyarrow does not follow
-    them. This runs in ``check_storage`` only, so parsing a config stays offline.
-    """
-    is_aws_s3 = isinstance(location.filesystem, pyarrow.fs.S3FileSystem) and "endpoint_url" not in options
-    region_known = "region" in options or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not is_aws_s3 or region_known:
-        return location
-    bucket = location.path.split("/")[0]
-    try:
-        region = pyarrow.fs.resolve_s3_region(bucket)
-    except OSError:  # no network or no such bucket: the probe reports it with its cause
-        return location
-    return StorageLocation(pyarrow.fs.S3FileSystem(region=region), location.path)
-
-
-def _probe(location: StorageLocation) -> None:
-    """Write, read back and delete a small file at the storage location."""
-    filesystem = location.filesystem or pyarrow.fs.LocalFileSystem()
-    probe = location.join(f".ntkmtl-write-probe-{uuid.uuid4().hex}")
-    payload = b"ntkmtl storage probe\n"
-    try:
-        filesystem.create_dir(location.path, recursive=True)
-        with filesystem.open_output_stream(probe) as f:
-            f.write(payload)
-        with filesystem.open_input_stream(probe) as f:
-            echoed = f.read()
-        filesystem.delete_file(probe)
-    except Exception as exc:  # pyarrow raises OSError subclasses, botocore-free
-        cause = " ".join(str(exc).split()).rstrip(".")
-        raise StorageError(
-            f"storage {location.uri()!r} is not writable: {type(exc).__name__}: {cause}. "
-            "Check that the bucket or directory exists, that the credentials in the environment "
-            "(AWS_ACCESS_KEY_ID…, GOOGLE_APPLICATION_CREDENTIALS) can write to it, and, for an "
-            "S3-compatible server, its endpoint_url."
-        ) from exc
-    if echoed != payload:
-        raise StorageError(
-            f"storage {location.uri()!r}: a probe file read back differently from what was "
-            "written; the storage is not usable for checkpoints"
-        )

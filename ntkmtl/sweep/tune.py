@@ -37,7 +37,8 @@ from ntkmtl.sweep.output_dir import check_output
 from ntkmtl.sweep.plan import build_plan, cluster_gpu_warning, hparam_kinds, local_resources
 from ntkmtl.sweep.record import experiments, read_record, write_record
 from ntkmtl.sweep.recovery import repair_output
-from ntkmtl.sweep.storage import StorageLocation, check_storage
+from ntkmtl.sweep.storage import StorageLocation
+from ntkmtl.sweep.storage_check import check_storage
 from ntkmtl.sweep.trainable import run_trial
 from ntkmtl.sweep.tuner import apply_run_settings, new_tuner
 

@@ -19,7 +19,8 @@ from ntkmtl.sweep.config import load_config
 from ntkmtl.sweep.export import ParquetExporter
 from ntkmtl.sweep.identity import DriverLock, SweepError, check_output_owner, check_resume_identity, write_identity
 from ntkmtl.sweep.record import write_record
-from ntkmtl.sweep.storage import check_storage, parse_storage
+from ntkmtl.sweep.storage import parse_storage
+from ntkmtl.sweep.storage_check import check_storage
 from tests.sweep.test_storage import s3_server  # noqa: F401 - moto's S3 server fixture
 
 BASE = {

@@ -20,7 +20,8 @@ import yaml
 
 from ntkmtl.sweep import output_dir
 from ntkmtl.sweep.output_dir import MIN_FREE_BYTES, OutputError, check_output
-from ntkmtl.sweep.storage import StorageError, check_storage
+from ntkmtl.sweep.storage import StorageError
+from ntkmtl.sweep.storage_check import check_storage
 from ntkmtl.tune import main
 
 

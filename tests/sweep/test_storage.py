@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from ntkmtl.sweep import storage as st
+from ntkmtl.sweep import storage_check
 from ntkmtl.sweep.export import read_results
-from ntkmtl.sweep.storage import StorageError, check_storage, mount_of, parse_storage
+from ntkmtl.sweep.storage import StorageError, parse_storage
+from ntkmtl.sweep.storage_check import check_storage, mount_of
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -101,7 +103,7 @@ def fake_mounts(tmp_path, monkeypatch):
     mounts.write_text(
         f"/dev/vda / ext4 rw 0 0\nserver:/export {tmp_path / 'nfs'} nfs4 rw,vers=4.2 0 0\nproc /proc proc rw 0 0\n"
     )
-    monkeypatch.setattr(st, "MOUNTS_FILE", str(mounts))
+    monkeypatch.setattr(storage_check, "MOUNTS_FILE", str(mounts))
     return tmp_path
 
 
@@ -149,8 +151,10 @@ def test_unwritable_local_storage_names_the_path_and_the_cause(tmp_path):
 
 def test_aws_bucket_region_is_looked_up_only_when_given_nowhere(monkeypatch):
     asked = []
-    monkeypatch.setattr(st.pyarrow.fs, "resolve_s3_region", lambda bucket: asked.append(bucket) or "eu-central-1")
-    monkeypatch.setattr(st, "_probe", lambda location: None)
+    monkeypatch.setattr(
+        storage_check.pyarrow.fs, "resolve_s3_region", lambda bucket: asked.append(bucket) or "eu-central-1"
+    )
+    monkeypatch.setattr(storage_check, "_probe", lambda location: None)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     location = check_storage("s3://far-bucket/x", multi_node=True)
