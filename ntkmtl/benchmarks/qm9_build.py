@@ -23,17 +23,15 @@ import torch
 from ntkmtl.benchmarks.base import DataError
 from ntkmtl.benchmarks.qm9_convert import (
     BOND_METHODS,
-    QM9PACK_TARGET_COLUMNS,
     complete_bond_types,
     complete_graph,
     convert_molecule,
-    moleculenet_targets,
     parse_coordinates,
     parse_elements,
-    pyg_targets,
 )
 from ntkmtl.benchmarks.qm9_source import pyg_dataset, qm9pack_files, read_qm9pack
 from ntkmtl.benchmarks.qm9_store import build_lock, remove_stale_temporaries, store_is_complete, write_store
+from ntkmtl.benchmarks.qm9_targets import QM9PACK_TARGET_COLUMNS, moleculenet_targets, pyg_targets
 
 _CHUNK = 2000
 _PARALLEL_FROM = 10_000  # smaller selections convert in-process (a few seconds; no fork inside a Ray worker)

@@ -22,14 +22,8 @@ What is exact and what is not: given the same molecules, every field equals what
 ``process()`` produces (the tests run it on an SDF written from these molecules). The bonds
 themselves are RDKit's reading of the geometry, not MoleculeNet's file; the full build records
 the method of every molecule (``QM9Graphs.bond_methods``) and has 18.03 atoms and 37.31
-directed bond edges per molecule, as PyG's QM9 (~18.0, ~37.3). Atomisation energies follow
-PyG's atom reference table; MoleculeNet's kcal/mol column may differ in the last float32 digit.
-
-Targets (PyG order and units): mu (D), alpha (a0^3), HOMO, LUMO, gap, r2 (a0^2), ZPVE, U0, U,
-H, G (eV), Cv (cal/mol/K), U0/U/H/G atomisation energies (eV), A, B, C (GHz). They are computed
-as PyG does it: MoleculeNet's column values (energies in Hartree, atomisation energies in
-kcal/mol = (E · HAR2EV − Σ atom reference energies) / KCALMOL2EV) as float32, times PyG's
-conversion vector in float32.
+directed bond edges per molecule, as PyG's QM9 (~18.0, ~37.3). The 19 targets are computed from
+qm9pack's columns in ``qm9_targets``.
 
 This module needs numpy and RDKit only (it runs in the build's worker processes).
 """
@@ -42,106 +36,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-# PyG's constants (torch_geometric/datasets/qm9.py; a test checks they are equal).
-HAR2EV = 27.211386246
-KCALMOL2EV = 0.04336414
+# PyG's atom types (one-hot index) and atomic numbers of QM9's five elements.
 ATOM_TYPES = {"H": 0, "C": 1, "N": 2, "O": 3, "F": 4}
 ATOMIC_NUMBERS = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
-# Reference energies (eV) of the isolated atoms H, C, N, O, F for U0, U, H, G (PyG's atomrefs[7..10]).
-ATOM_REFERENCE_EV = np.array(
-    [
-        [-13.61312172, -1029.86312267, -1485.30251237, -2042.61123593, -2713.48485589],
-        [-13.5745904, -1029.82456413, -1485.26398105, -2042.5727046, -2713.44632457],
-        [-13.54887564, -1029.79887659, -1485.2382935, -2042.54701705, -2713.42063702],
-        [-13.90303183, -1030.25891228, -1485.71166277, -2043.01812778, -2713.88796536],
-    ]
-)
-# PyG's unit conversion of its 19 targets (index order of ``TARGET_NAMES``).
-CONVERSION = np.array(
-    [
-        1.0,
-        1.0,
-        HAR2EV,
-        HAR2EV,
-        HAR2EV,
-        1.0,
-        HAR2EV,
-        HAR2EV,
-        HAR2EV,
-        HAR2EV,
-        HAR2EV,
-        1.0,
-        KCALMOL2EV,
-        KCALMOL2EV,
-        KCALMOL2EV,
-        KCALMOL2EV,
-        1.0,
-        1.0,
-        1.0,
-    ],
-    dtype=np.float32,
-)
-TARGET_NAMES = (
-    "mu",
-    "alpha",
-    "homo",
-    "lumo",
-    "gap",
-    "r2",
-    "zpve",
-    "U0",
-    "U",
-    "H",
-    "G",
-    "Cv",
-    "U0_atom",
-    "U_atom",
-    "H_atom",
-    "G_atom",
-    "A",
-    "B",
-    "C",
-)
-# qm9pack columns in MoleculeNet's gdb9.sdf.csv order (A, B, C, mu, alpha, homo, lumo, gap, r2,
-# zpve, u0, u298, h298, g298, cv); the four atomisation energies are derived from u0..g298.
-QM9PACK_TARGET_COLUMNS = (
-    "RotA_GHz",
-    "RotB_GHz",
-    "RotC_GHz",
-    "Dipole_debye",
-    "Polarizability_bohr3",
-    "HOMO_au",
-    "LUMO_au",
-    "HOMO_LUMO_gap_au",
-    "R2_bohr2",
-    "ZPVE_au",
-    "InternalEnergy_0K_au",
-    "InternalEnergy_298K_au",
-    "Enthalphy_298K_au",
-    "GibbsFreeEnergy_298K_au",
-    "Heatcapacity_Cv_cal_mol_K",
-)
-MOLECULENET_COLUMNS = (
-    "A",
-    "B",
-    "C",
-    "mu",
-    "alpha",
-    "homo",
-    "lumo",
-    "gap",
-    "r2",
-    "zpve",
-    "u0",
-    "u298",
-    "h298",
-    "g298",
-    "cv",
-    "u0_atom",
-    "u298_atom",
-    "h298_atom",
-    "g298_atom",
-)
 # How the bonds of a molecule were found (stored per molecule in the cache).
 BOND_METHODS = ("vdw", "hueckel", "hueckel_connectivity")
 N_NODE_FEATURES = 11
@@ -286,24 +183,3 @@ def convert_molecule(elements: list[str], coords: np.ndarray) -> dict:
         "method": method,
         "mol": mol,
     }
-
-
-def moleculenet_targets(raw: np.ndarray, elements_list: list[list[str]]) -> np.ndarray:
-    """MoleculeNet's 19 gdb9.sdf.csv columns (``MOLECULENET_COLUMNS``) in float64 from qm9pack's
-    15 target columns (``QM9PACK_TARGET_COLUMNS``, [M, 15]) and each molecule's elements."""
-    raw = np.asarray(raw, dtype=np.float64)
-    counts = np.zeros((len(elements_list), 5))
-    for i, elements in enumerate(elements_list):
-        for e in elements:
-            counts[i, ATOM_TYPES[e]] += 1
-    reference = counts @ ATOM_REFERENCE_EV.T  # [M, 4] Σ atom energies for U0, U, H, G
-    atomisation_kcal = (raw[:, 10:14] * HAR2EV - reference) / KCALMOL2EV
-    return np.concatenate([raw, atomisation_kcal], axis=1)
-
-
-def pyg_targets(moleculenet: np.ndarray) -> np.ndarray:
-    """PyG's y [M, 19] (float32, ``TARGET_NAMES`` order and units) from MoleculeNet's columns,
-    computed exactly as PyG's ``process()``: float32 values, reordered, times ``CONVERSION``."""
-    y = np.asarray(moleculenet, dtype=np.float64).astype(np.float32)
-    y = np.concatenate([y[:, 3:], y[:, :3]], axis=1)
-    return y * CONVERSION[None, :]

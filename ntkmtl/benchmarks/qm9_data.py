@@ -22,7 +22,7 @@ returns a ``QM9Graphs``: an indexable torch ``Dataset`` of PyG ``Data`` objects,
 - ``edge_index`` [2, n(n−1)]: every ordered pair i ≠ j, row-major;
 - ``edge_attr`` [n(n−1), 5]: bond one-hot (single, double, triple, aromatic; zeros where no
   bond) then the Euclidean distance (Å);
-- ``y`` [1, 19] float32: PyG's 19 targets in PyG's order and units (``qm9_convert.TARGET_NAMES``);
+- ``y`` [1, 19] float32: PyG's 19 targets in PyG's order and units (``qm9_targets.TARGET_NAMES``);
   the benchmark's 11 are ``qm9.TARGET_COLUMNS``;
 - ``idx``: PyG's ``idx`` (QM9 index − 1), ``name``: ``gdb_<QM9 index>``.
 

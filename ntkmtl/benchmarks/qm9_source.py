@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ntkmtl.benchmarks.base import DataError
-from ntkmtl.benchmarks.qm9_convert import QM9PACK_TARGET_COLUMNS
+from ntkmtl.benchmarks.qm9_targets import QM9PACK_TARGET_COLUMNS
 
 SOURCES = ("qm9pack", "pyg")
 N_QM9 = 130_831  # molecules of PyG's QM9 and of qm9pack (QM9's 133,885 minus 3,054 uncharacterized)

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from fixtures.vision import write_celeba
 
 from ntkmtl.benchmarks import DataError, get_benchmark
-from ntkmtl.benchmarks.celeba import (
+from ntkmtl.benchmarks.celeba import f1_scores
+from ntkmtl.benchmarks.celeba_data import (
     ATTR_FILE,
     ATTRIBUTES,
     IMAGE_DIR,
     PARTITION_FILE,
-    f1_scores,
     load_image,
     read_annotations,
 )

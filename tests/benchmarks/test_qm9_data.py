@@ -30,20 +30,18 @@ from torch_geometric.loader import DataLoader
 from ntkmtl.benchmarks import qm9_build, qm9_source, qm9_store
 from ntkmtl.benchmarks.base import DataError
 from ntkmtl.benchmarks.qm9 import TARGET_COLUMNS
-from ntkmtl.benchmarks.qm9_convert import (
+from ntkmtl.benchmarks.qm9_convert import molecule_with_bonds, parse_coordinates, parse_elements
+from ntkmtl.benchmarks.qm9_data import load_qm9
+from ntkmtl.benchmarks.qm9_source import n_molecules, read_qm9pack
+from ntkmtl.benchmarks.qm9_targets import (
     ATOM_REFERENCE_EV,
     CONVERSION,
     HAR2EV,
     KCALMOL2EV,
     MOLECULENET_COLUMNS,
     QM9PACK_TARGET_COLUMNS,
-    molecule_with_bonds,
     moleculenet_targets,
-    parse_coordinates,
-    parse_elements,
 )
-from ntkmtl.benchmarks.qm9_data import load_qm9
-from ntkmtl.benchmarks.qm9_source import n_molecules, read_qm9pack
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "qm9"
 FIXTURE_INDICES = [1, 4, 105, 184, 214, 133885]  # QM9 indices of the fixture rows, in order
