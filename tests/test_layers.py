@@ -6,6 +6,9 @@ at module level, inside a function or under ``TYPE_CHECKING``, becomes an edge t
 names: ``from a.b import c`` points to ``a.b.c`` when that is a module, else to ``a.b``. results
 and sweep both sit on train; the sweep may use the results layer (its final table, the schema),
 never the other way round. A module no layer is given to fails the test: place it first.
+
+No module of the package is over ``MAX_MODULE_LINES`` lines (counted as ``wc -l`` counts them):
+a module fits in one reading; split a longer one by job (CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+MAX_MODULE_LINES = 300
+
+
+def long_modules(limit: int = MAX_MODULE_LINES) -> dict[str, int]:
+    """path → line count (newlines, as ``wc -l``) of every package module over ``limit`` lines."""
+    counts = {str(p.relative_to(PACKAGE.parent)): p.read_bytes().count(b"\n") for p in MODULES.values()}
+    return {path: n for path, n in counts.items() if n > limit}
 
 
 def layer(module: str) -> str:
@@ -149,6 +159,15 @@ def test_the_walker_sees_the_imports_it_must_see():
     assert "ntkmtl.results.schema" in {t for _, t in GRAPH["ntkmtl.sweep.export"]}  # the sweep uses results
     assert "ntkmtl.results.table" in {t for _, t in GRAPH["ntkmtl.results.compare_text"]}  # under TYPE_CHECKING
     assert "ntkmtl.results.plots" in {t for _, t in GRAPH["ntkmtl.results.write"]}  # inside a function
+
+
+def test_no_module_is_over_300_lines():
+    assert long_modules() == {}
+
+
+def test_the_line_count_is_wc_l():
+    assert long_modules(0)["ntkmtl/sweep/config.py"] == len((PACKAGE / "sweep" / "config.py").read_text().splitlines())
+    assert set(long_modules(0)) == {str(p.relative_to(PACKAGE.parent)) for p in MODULES.values() if p.stat().st_size}
 
 
 def test_every_module_has_a_layer():
