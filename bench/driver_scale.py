@@ -7,7 +7,7 @@
 Both drivers run the same trivial trainable: it reports one synthetic epoch record per epoch at
 once with a tiny checkpoint (restored after a pause, as the real trainable does), as wide as a
 QM9 trial's (11 tasks: train losses, val/test MAEs, Δm, weights, lr, timings), with
-the scheduler metric equal across configurations (early stopping judges every rung, stops none).
+the early-stopping metric equal across configurations (early stopping judges every rung, stops none).
 ntkmtl's side is ``ntkmtl.sweep.tune.run_sweep`` itself — Parquet callback (one file per trial,
 rewritten each epoch), the progress reporter, the final summary — on a grid of N/2
 configurations × 2 seeds, once without early stopping and once with seed-aware ASHA (whose
@@ -33,7 +33,7 @@ QM9_TASKS = ("mu", "alpha", "homo", "lumo", "r2", "zpve", "U0", "U", "H", "G", "
 
 
 def synthetic_trial(config: dict) -> None:
-    """Reports ``epochs`` QM9-wide records at once. The scheduler metric (val Δm) is the same for
+    """Reports ``epochs`` QM9-wide records at once. The early-stopping metric (val Δm) is the same for
     every configuration, so seed-aware ASHA pauses and judges every rung but stops no trial, and
     both drivers handle the same N × epochs results."""
     from ray import tune
@@ -65,29 +65,29 @@ def synthetic_trial(config: dict) -> None:
             tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def sweep_config(root: Path, n_trials: int, epochs: int, scheduler: str = "seed_asha"):
+def sweep_config(root: Path, n_trials: int, epochs: int, early_stopping: str = "seed_asha"):
     from ntkmtl.sweep.config import parse_config
 
     raw = {
-        "name": f"scale{n_trials}-{scheduler}",
+        "name": f"scale{n_trials}-{early_stopping}",
         "benchmark": "toy",
         "seeds": [0, 1],
         "train": {"epochs": epochs},
         "methods": {"ls": {"max_norm": [round(0.001 * i, 3) for i in range(n_trials // 2)]}},
-        "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2}
-        if scheduler == "seed_asha"
+        "early_stopping": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2}
+        if early_stopping == "seed_asha"
         else {"type": "none"},
         "storage": str(root / "ray"),
-        "output": str(root / f"out-{scheduler}"),  # one sweep per directory
+        "output": str(root / f"out-{early_stopping}"),  # one sweep per directory
     }
     return parse_config(raw, source="bench/driver_scale.py")
 
 
-def run_ntkmtl(n_trials: int, epochs: int, root: Path, scheduler: str = "seed_asha") -> tuple[float, int]:
+def run_ntkmtl(n_trials: int, epochs: int, root: Path, early_stopping: str = "seed_asha") -> tuple[float, int]:
     from ntkmtl.sweep.export import read_results
     from ntkmtl.sweep.tune import run_sweep
 
-    cfg = sweep_config(root, n_trials, epochs, scheduler)
+    cfg = sweep_config(root, n_trials, epochs, early_stopping)
     start = time.process_time()  # after the imports: both sides are timed from a loaded driver
     run_sweep(cfg, verbose=1, trainable=synthetic_trial)
     cpu = time.process_time() - start

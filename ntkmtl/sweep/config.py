@@ -3,13 +3,17 @@
 A sweep is one benchmark, its data options, the training set-up, a list of seeds, and for every
 method its own hyperparameter grid (so ``ntk_exp`` only multiplies the methods that have it).
 Every problem — an unknown key, method or hyperparameter, a wrong type, a value out of range, an
-empty grid, a missing data directory, bad resources, scheduler or W&B settings — raises a
+empty grid, a missing data directory, bad resources, early stopping or W&B settings — raises a
 ``ConfigError`` naming the file, the key path and the bad value, and listing what is valid.
 Nothing here imports Ray: a bad config fails in a second, before any trial exists.
 
 This module reads the file, applies ``--set`` overrides and checks what spans sections; the
 sections themselves are checked in ``config_sections``, with the typed checks and ``ConfigError``
 of ``config_checks``, into the dataclasses of ``config_types``.
+
+Renamed keys: the top-level ``scheduler:`` is now ``early_stopping:`` (it never meant the LR
+schedule, ``train.scheduler``). Until 0.3 the old name still works, in the file and in ``--set``,
+with one warning line on stderr; giving both names is an error (``config_renames``).
 
 Layout (every key but ``benchmark``, ``seeds`` and ``methods`` is optional)::
 
@@ -24,7 +28,7 @@ Layout (every key but ``benchmark``, ``seeds`` and ``methods`` is optional)::
       ntkmtl: {ntk_exp: [0.5, 1.0]}  # or {ntk_exp: {low: 0.25, high: 1.5}} with a search section
     search: {type: optuna, samples: 10}   # only with ranges: ntkmtl/sweep/space.py
     resources: {cpu: 1, gpu: auto}   # per trial; gpu: a fraction, or auto (benchmark default if GPUs)
-    scheduler: {type: asha, grace_period: 2, reduction_factor: 2}   # none | asha | seed_asha
+    early_stopping: {type: asha, grace_period: 2, reduction_factor: 2}   # none | asha | seed_asha
     storage: ~/ray_results           # Ray's storage_path: a local path or s3:// gs:// file:// URI
     output: results/quickstart       # Parquet directory, one file per trial
     max_failures: 1                  # retries per trial (from its last checkpoint)
@@ -45,15 +49,16 @@ from ntkmtl.methods import method_class
 from ntkmtl.precision import precision_conflict
 from ntkmtl.sweep import strict_yaml
 from ntkmtl.sweep.config_checks import ConfigChecker, ConfigError
+from ntkmtl.sweep.config_renames import rename_deprecated_keys, renamed_override
 from ntkmtl.sweep.config_sections import (
+    parse_early_stopping,
     parse_methods,
     parse_resources,
-    parse_scheduler,
     parse_seeds,
     parse_train,
     parse_wandb,
 )
-from ntkmtl.sweep.config_types import SweepConfig
+from ntkmtl.sweep.config_types import EarlyStoppingConfig, MethodGrid, Resources, SweepConfig, WandbConfig
 from ntkmtl.sweep.limits import name_problem, path_problem, shortened
 from ntkmtl.sweep.space import parse_search
 from ntkmtl.sweep.storage import parse_storage
@@ -66,7 +71,7 @@ TOP_LEVEL_KEYS = (
     "seeds",
     "methods",
     "resources",
-    "scheduler",
+    "early_stopping",
     "storage",
     "output",
     "max_failures",
@@ -74,6 +79,10 @@ TOP_LEVEL_KEYS = (
     "wandb",
     "search",
 )
+
+# What an experiment pickled by ntkmtl 0.1 names (Ray's tuner.pkl holds the searcher, and the
+# searcher this module's SweepConfig): kept importable from here so that such a sweep resumes.
+SchedulerConfig = EarlyStoppingConfig
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -93,6 +102,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None, che
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys; got {type(raw).__name__} {raw!r}")
+    rename_deprecated_keys(raw, source)  # before --set, so that --set early_stopping.type=… reaches it
     for item in overrides or []:
         apply_override(raw, item, source)
     raw.setdefault("name", path.stem)
@@ -110,7 +120,7 @@ def apply_override(raw: dict[str, Any], item: str, source: str = "--set") -> Non
         raise ConfigError(f"{source}: --set {item!r}: {error}") from None
     except yaml.YAMLError:
         value = text
-    parts = key.strip().split(".")
+    parts = renamed_override(key.strip().split("."), item, text, source)
     target = raw
     for depth, part in enumerate(parts[:-1]):
         node = target.get(part)
@@ -127,6 +137,9 @@ def apply_override(raw: dict[str, Any], item: str, source: str = "--set") -> Non
 def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: bool = True) -> SweepConfig:
     """Validate a raw mapping (as loaded from YAML) into a SweepConfig; raise ConfigError on any problem."""
     c = ConfigChecker(source)
+    if isinstance(raw, Mapping):
+        raw = dict(raw)
+        rename_deprecated_keys(raw, source)
     c.mapping("", raw, TOP_LEVEL_KEYS)
     for key in ("benchmark", "seeds", "methods"):
         if key not in raw:
@@ -158,7 +171,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
         if conflict:
             c.fail("train.precision", train["precision"], f"{conflict} (methods.{grid.name})")
     resources = parse_resources(c, raw.get("resources") or {})
-    scheduler = parse_scheduler(c, raw.get("scheduler") or {}, benchmark, epochs)
+    early_stopping = parse_early_stopping(c, raw.get("early_stopping") or {}, benchmark, epochs)
     storage = raw.get("storage")
     try:
         location = parse_storage(storage)
@@ -175,7 +188,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
     wandb = parse_wandb(c, raw.get("wandb") or {})
     ranges = [(f"methods.{m.name}.{hp}", raw["methods"][m.name][hp]) for m in methods for hp in m.ranges]
     search = parse_search(c.fail, raw.get("search"), ranges)
-    if scheduler.type == "seed_asha" and 0 < max_concurrent < len(seeds):
+    if early_stopping.type == "seed_asha" and 0 < max_concurrent < len(seeds):
         c.fail(
             "max_concurrent",
             max_concurrent,
@@ -190,7 +203,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<config>", check_data: b
         seeds=seeds,
         methods=methods,
         resources=resources,
-        scheduler=scheduler,
+        early_stopping=early_stopping,
         storage=storage,
         output=output,
         max_failures=max_failures,
@@ -224,4 +237,16 @@ def _bad_key(error: ValueError, options: Mapping[str, Any]) -> str | None:
     return None
 
 
-__all__ = ["ConfigError", "SweepConfig", "apply_override", "check_benchmark_data", "load_config", "parse_config"]
+__all__ = [
+    "ConfigError",
+    "SweepConfig",
+    "apply_override",
+    "check_benchmark_data",
+    "load_config",
+    "parse_config",
+    # for experiments pickled by ntkmtl 0.1 (see SchedulerConfig): the classes its SweepConfig held
+    "MethodGrid",
+    "Resources",
+    "SchedulerConfig",
+    "WandbConfig",
+]

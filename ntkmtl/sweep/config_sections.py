@@ -1,5 +1,5 @@
 """The sections of a sweep config, each checked on its own: ``train``, ``seeds``, ``methods``,
-``resources``, ``scheduler`` (early stopping) and ``wandb``.
+``resources``, ``early_stopping`` and ``wandb``.
 
 Each ``parse_*`` takes the raw YAML value of its section and the ``ConfigChecker`` of the file,
 and returns the section validated (a dict or a dataclass of ``config_types``) or raises the
@@ -14,14 +14,14 @@ from typing import Any
 
 from ntkmtl.methods import METHODS, method_class
 from ntkmtl.sweep.config_checks import ConfigChecker, did_you_mean
-from ntkmtl.sweep.config_types import MethodGrid, Resources, SchedulerConfig, WandbConfig
+from ntkmtl.sweep.config_types import EarlyStoppingConfig, MethodGrid, Resources, WandbConfig
 from ntkmtl.sweep.limits import SEED_MAX
 from ntkmtl.sweep.space import parse_range
 from ntkmtl.sweep.wandb import api_key_present
 from ntkmtl.training.settings import TRAIN_SETTINGS
 
-SCHEDULER_TYPES = ("none", "asha", "seed_asha")
-SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
+EARLY_STOPPING_TYPES = ("none", "asha", "seed_asha")
+EARLY_STOPPING_KEYS = ("type", "metric", "mode", "grace_period", "reduction_factor")
 RESOURCE_KEYS = ("cpu", "gpu")
 WANDB_KEYS = ("enabled", "project", "entity", "mode", "dir")
 WANDB_MODES = ("online", "offline", "disabled")
@@ -122,32 +122,34 @@ def parse_resources(c: ConfigChecker, raw: Any) -> Resources:
     return Resources(cpu=cpu, gpu=gpu)
 
 
-def parse_scheduler(c: ConfigChecker, raw: Any, benchmark: Any, epochs: int) -> SchedulerConfig:
-    c.mapping("scheduler", raw, SCHEDULER_KEYS)
-    kind = c.choice("scheduler.type", raw.get("type", "none"), SCHEDULER_TYPES)
-    metric = c.string("scheduler.metric", raw.get("metric", "val_delta_m"))
+def parse_early_stopping(c: ConfigChecker, raw: Any, benchmark: Any, epochs: int) -> EarlyStoppingConfig:
+    c.mapping("early_stopping", raw, EARLY_STOPPING_KEYS)
+    kind = c.choice("early_stopping.type", raw.get("type", "none"), EARLY_STOPPING_TYPES)
+    metric = c.string("early_stopping.metric", raw.get("metric", "val_delta_m"))
     directions = {"val_delta_m": "min"}
     directions.update({f"val_{m.name}": "max" if m.higher_is_better else "min" for m in benchmark.metrics})
     if metric not in directions:
         c.fail(
-            "scheduler.metric",
+            "early_stopping.metric",
             metric,
             f"is not a validation metric of {benchmark.name!r}; valid: {', '.join(directions)}",
         )
-    mode = c.choice("scheduler.mode", raw.get("mode", directions[metric]), ("min", "max"))
+    mode = c.choice("early_stopping.mode", raw.get("mode", directions[metric]), ("min", "max"))
     if mode != directions[metric]:
         c.fail(
-            "scheduler.mode",
+            "early_stopping.mode",
             mode,
             f"contradicts {metric}, which is {'higher' if directions[metric] == 'max' else 'lower'} is better; use mode: {directions[metric]}",
         )
-    grace = c.integer("scheduler.grace_period", raw.get("grace_period", 1), low=1)
+    grace = c.integer("early_stopping.grace_period", raw.get("grace_period", 1), low=1)
     if grace > epochs:
         c.fail(
-            "scheduler.grace_period", grace, f"exceeds the {epochs} epochs of a trial, so nothing could ever be stopped"
+            "early_stopping.grace_period",
+            grace,
+            f"exceeds the {epochs} epochs of a trial, so nothing could ever be stopped",
         )
-    factor = c.number("scheduler.reduction_factor", raw.get("reduction_factor", 2), low=1.0, low_open=True)
-    return SchedulerConfig(type=kind, metric=metric, mode=mode, grace_period=grace, reduction_factor=factor)
+    factor = c.number("early_stopping.reduction_factor", raw.get("reduction_factor", 2), low=1.0, low_open=True)
+    return EarlyStoppingConfig(type=kind, metric=metric, mode=mode, grace_period=grace, reduction_factor=factor)
 
 
 def parse_wandb(c: ConfigChecker, raw: Any) -> WandbConfig:

@@ -26,7 +26,7 @@ class MethodGrid:
 
 
 @dataclass(frozen=True)
-class SchedulerConfig:
+class EarlyStoppingConfig:
     """Early stopping: ``none``, Ray's ``asha``, or ``seed_asha`` (seeds of a configuration decided together)."""
 
     type: str = "none"
@@ -72,7 +72,7 @@ class SweepConfig:
     seeds: tuple[int, ...]
     methods: tuple[MethodGrid, ...]
     resources: Resources = field(default_factory=Resources)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     storage: Any = None
     output: str = ""
     max_failures: int = 1
@@ -80,6 +80,13 @@ class SweepConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
     source: str = "<config>"
     search: SearchSettings | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, also a config pickled by ntkmtl 0.1 (Ray's ``tuner.pkl`` holds the searcher, the
+        searcher the config), whose early stopping was the field ``scheduler``: such a sweep resumes."""
+        if "scheduler" in state:
+            state = {("early_stopping" if key == "scheduler" else key): value for key, value in state.items()}
+        self.__dict__.update(state)
 
     @property
     def epochs(self) -> int:

@@ -43,6 +43,9 @@ IDENTITY_FILE = "ntkmtl-sweep.identity"  # JSON; not *.json (storefiles: Ray syn
 LEGACY_IDENTITY_FILE = "ntkmtl-sweep.json"  # ntkmtl 0.1
 LOCK_FILE = "ntkmtl-driver.lock"
 RUN_SETTINGS = ("max_concurrent", "max_failures", "resources", "wandb")
+# A setting's key in the fingerprint when it differs from its config key: early stopping keeps the
+# key it had before ``scheduler:`` was renamed ``early_stopping:``, so stored fingerprints still match.
+FINGERPRINT_KEYS = {"early_stopping": "scheduler"}
 HEARTBEAT_S = 10.0
 STALE_S = 60.0
 
@@ -67,7 +70,7 @@ def trial_settings(cfg: SweepConfig) -> dict[str, Any]:
         "train": cfg.train,
         "seeds": list(cfg.seeds),
         "methods": methods,
-        "scheduler": asdict(cfg.scheduler),
+        FINGERPRINT_KEYS["early_stopping"]: asdict(cfg.early_stopping),
         "search": asdict(cfg.search) if cfg.search is not None else None,
         "output": str(Path(cfg.output).expanduser().absolute()),
     }
@@ -116,13 +119,21 @@ def check_resume_identity(cfg: SweepConfig, location: StorageLocation, record: d
     stored = stored if stored and "trials" in stored else (record if record and "trials" in record else None)
     if stored is None:
         return  # a sweep from before fingerprints: nothing to compare with
-    changed = differences(stored["trials"], trial_settings(cfg))
+    changed = [_as_config_key(change) for change in differences(stored["trials"], trial_settings(cfg))]
     if changed:
         raise SweepError(
             f"--resume: sweep {cfg.name!r} was started with another config (changed: {'; '.join(changed)}); a resume "
             f"continues the same trials, so only {', '.join(RUN_SETTINGS)} may change: restore these values, run the "
             "changed config as a new sweep (--set name=NEW_NAME), or, once it has finished, grow it with --extend"
         )
+
+
+def _as_config_key(change: str) -> str:
+    """A change of ``differences`` named by the config key (``early_stopping.…``), not the fingerprint's."""
+    for config_key, stored_key in FINGERPRINT_KEYS.items():
+        if change.startswith(f"{stored_key}."):
+            return config_key + change[len(stored_key) :]
+    return change
 
 
 # -- ownership of the output ------------------------------------------------------------------------------

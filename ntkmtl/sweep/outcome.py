@@ -61,7 +61,7 @@ def sweep_outcome(
     wall = time.monotonic() - start
     table = format_summary(summarize(df, baseline), wall) if df is not None else "no results"
     errored = sum(1 for i in range(len(grid)) if grid[i].error is not None)  # ResultGrid: __getitem__, no __iter__
-    search = format_search(judged_samples(cfg), cfg.scheduler.mode) if cfg.search else ""
+    search = format_search(judged_samples(cfg), cfg.early_stopping.mode) if cfg.search else ""
     return SweepOutcome(
         experiment_path=experiment_path,
         output=cfg.output,

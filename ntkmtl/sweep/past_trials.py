@@ -22,7 +22,7 @@ from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.export import read_results
 from ntkmtl.sweep.seed_asha import rung_milestones
 
-USED_STATUSES = ("completed", "stopped_early")  # what the report averages: the scheduler's evidence
+USED_STATUSES = ("completed", "stopped_early")  # what the report averages: the early stopping's evidence
 
 
 def trial_rows(cfg: SweepConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -49,19 +49,19 @@ def row_hparams(row: pd.Series, method: str, benchmark: str) -> dict[str, Any]:
 
 
 def decided_epochs(trials: pd.DataFrame, epochs: int) -> dict[str, int]:
-    """Per existing configuration with a used seed: the epochs its seeds ran (the scheduler's decision)."""
+    """Per existing configuration with a used seed: the epochs its seeds ran (the early stopping's decision)."""
     used = trials[trials["status"].isin(USED_STATUSES)]
     return {str(c): int(min(epochs, g.max())) for c, g in used.groupby("config_id")["epochs_run"]}
 
 
 def judged_samples(cfg: SweepConfig) -> list[dict[str, Any]]:
     """Every sample of the sweep's searches as its rows judge it: the mean over used seeds of each
-    seed's best scheduler metric (what ``ntkmtl.sweep.search`` tells Optuna), NaN with no used seed.
+    seed's best early-stopping metric (what ``ntkmtl.sweep.search`` tells Optuna), NaN with no used seed.
     Read from the Parquet rows, so it does not depend on when Ray last saved the searcher."""
     rows, trials = trial_rows(cfg)
     if trials.empty or "search" not in trials:
         return []
-    metric, best = cfg.scheduler.metric, (min if cfg.scheduler.mode == "min" else max)
+    metric, best = cfg.early_stopping.metric, (min if cfg.early_stopping.mode == "min" else max)
     out = []
     for method in (m for m in cfg.methods if m.ranges):
         searched = trials[(trials["method"] == method.name) & trials["search"].notna()]
@@ -89,7 +89,7 @@ def judged_samples(cfg: SweepConfig) -> list[dict[str, Any]]:
 
 def rung_means(cfg: SweepConfig, rows: pd.DataFrame, trials: pd.DataFrame) -> dict[int, dict[str, float]]:
     """Seed-aware ASHA's rungs as the existing configurations left them: their seed means per rung."""
-    s = cfg.scheduler
+    s = cfg.early_stopping
     if s.type != "seed_asha":
         return {}
     used = trials.loc[trials["status"].isin(USED_STATUSES), "trial_id"]

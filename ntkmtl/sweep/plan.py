@@ -137,16 +137,16 @@ def dry_run_table(cfg: SweepConfig, specs: list[TrialSpec], cpus: float, gpus: f
     gpu = cfg.resources.gpu_for(cfg.benchmark, gpus)
     gpu_text = "auto" if cfg.resources.gpu is None else f"{cfg.resources.gpu:g}"
     concurrency = expected_concurrency(cfg, total, cpus, gpus)
-    s = cfg.scheduler
+    s = cfg.early_stopping
     lines += [
         "",
         f"resources per trial: {cfg.resources.cpu:g} CPU, {gpu:g} GPU (gpu: {gpu_text})",
         f"this machine: {cpus:g} CPUs, {gpus:g} GPUs -> {concurrency} trials at once"
         + (f" (max_concurrent {cfg.max_concurrent})" if cfg.max_concurrent else "")
         + (" (a trial does not fit here: run it on a cluster with --address)" if concurrency == 0 else ""),
-        "scheduler: none (every trial runs all its epochs)"
+        "early_stopping: none (every trial runs all its epochs)"
         if s.type == "none"
-        else f"scheduler: {s.type} on {s.metric} ({s.mode}), grace period {s.grace_period}, reduction factor "
+        else f"early_stopping: {s.type} on {s.metric} ({s.mode}), grace period {s.grace_period}, reduction factor "
         f"{s.reduction_factor:g}: the epoch counts above are an upper bound",
         f"storage: {cfg.storage or '~/ray_results'}  output: {cfg.output}  max_failures: {cfg.max_failures}"
         + (f"  wandb: {cfg.wandb.project} ({cfg.wandb.mode})" if cfg.wandb.enabled else ""),

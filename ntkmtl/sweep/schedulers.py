@@ -219,7 +219,7 @@ class SeedAwareASHA(FIFOScheduler):
 
 def build_scheduler(cfg: SweepConfig, prefill: dict[int, dict[str, float]] | None = None) -> TrialScheduler:
     """The config's early stopping: ``asha``, ``seed_asha`` (both resumable) or none (FIFO)."""
-    s = cfg.scheduler
+    s = cfg.early_stopping
     if s.type in ("asha", "seed_asha"):
         return SeedAwareASHA(
             s.metric, s.mode, s.grace_period, s.reduction_factor, cfg.epochs, prefill, group_seeds=s.type == "seed_asha"

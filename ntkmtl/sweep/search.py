@@ -9,7 +9,7 @@ is ours and the sampling is Ray's:
   ``OptunaSearch`` (TPE sampler for ``type: optuna``, Optuna's random sampler for ``random``,
   both seeded) proposes a sample; it becomes one trial spec per seed, all with the sample's
   ``config_id``. When every seed has ended, the sample is judged on the mean over its seeds of
-  each seed's best value of the scheduler metric (the epoch the report would select), and that
+  each seed's best value of the early-stopping metric (the epoch the report would select), and that
   mean is what OptunaSearch is told. Seeds that diverged or errored are left out of the mean, as
   in the report; a sample with no usable seed is told as failed. The limiter counts samples, not
   trials: ``concurrent_samples`` samples (each with all its seeds) are in flight at once.
@@ -230,7 +230,7 @@ def build_searcher(
     An extension passes the samples still to draw and the judged ones (``ntkmtl.sweep.extend``)."""
     assert cfg.search is not None
     per_method = cfg.search.concurrent_samples or max(1, concurrency // len(cfg.seeds))
-    metric, mode = cfg.scheduler.metric, cfg.scheduler.mode
+    metric, mode = cfg.early_stopping.metric, cfg.early_stopping.mode
     searched = [m for m in cfg.methods if m.ranges and (samples is None or samples.get(m.name))]
     searches = [
         SeedPairedSearch(

@@ -5,7 +5,7 @@ to resume. Data is loaded once per worker process, not once per trial: the loade
 kept in a process-level cache keyed by benchmark and data options, and actors are reused between
 trials (``reuse_actors``), so a worker trains trial after trial on data it already holds.
 
-A trial whose record is ``diverged`` (non-finite loss or metric) or whose scheduler metric is not
+A trial whose record is ``diverged`` (non-finite loss or metric) or whose early-stopping metric is not
 finite reports that record and returns: it ends ``diverged`` and the sweep goes on.
 """
 

@@ -67,7 +67,7 @@ def new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension)
         "benchmark": cfg.benchmark,
         "data": cfg.data,
         "train": cfg.train,
-        "metric": cfg.scheduler.metric,
+        "metric": cfg.early_stopping.metric,
         "faults": faults,
         "threads": max(1, int(cfg.resources.cpu)),
     }

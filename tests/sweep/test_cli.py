@@ -47,10 +47,30 @@ def test_every_config_opens_with_its_command_and_validates(capsys):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# python -m ntkmtl.tune tune_configs/" + path.name), path
         assert main([str(path), "--dry-run"]) == 0, path
-    capsys.readouterr()
+        assert "deprecated" not in capsys.readouterr().err, path  # shipped configs use early_stopping:
 
 
 def test_bad_override_is_one_line_exit_2(capsys):
     assert main([str(CONFIGS / "toy.yaml"), "--set", "methods.ntkmtl.ntk_exp=[9]"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "methods.ntkmtl.ntk_exp = 9" in err[0] and "out of range" in err[0]
+
+
+def test_the_old_scheduler_key_warns_in_one_line_and_both_names_fail_in_one(capsys, tmp_path):
+    text = (CONFIGS / "toy.yaml").read_text()
+    old = tmp_path / "old.yaml"
+    old.write_text(text.replace("\nearly_stopping:", "\nscheduler:"))
+    assert main([str(old), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"warning: {old}: `scheduler:` is deprecated, rename it to `early_stopping:` (same keys); "
+        "the old name goes in 0.3"
+    ]
+    assert "early_stopping: seed_asha on val_delta_m (min), grace period 2" in captured.out
+    both = tmp_path / "both.yaml"
+    both.write_text(text + "scheduler: {type: none}\n")
+    assert main([str(both), "--dry-run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {both}: both `scheduler:` and `early_stopping:` are given; `scheduler:` is the deprecated name "
+        "of `early_stopping:`, keep only `early_stopping:`"
+    ]

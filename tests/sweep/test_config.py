@@ -20,7 +20,7 @@ GOOD = {
     "train": {"epochs": 4},
     "seeds": [0, 1],
     "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5, 1.0]}},
-    "scheduler": {"type": "asha", "grace_period": 2},
+    "early_stopping": {"type": "asha", "grace_period": 2},
 }
 
 
@@ -69,15 +69,21 @@ BAD = {
     "data option out of range": ({"data": {"n_train": 0}}, ["data.n_train = 0", "out of range"]),
     "negative cpu": ({"resources": {"cpu": -1}}, ["resources.cpu = -1", "> 0"]),
     "gpu 1.5": ({"resources": {"gpu": 1.5}}, ["resources.gpu = 1.5", "whole number"]),
-    "unknown scheduler": (
-        {"scheduler.type": "hyperband"},
-        ["scheduler.type = 'hyperband'", "valid: none, asha, seed_asha"],
+    "unknown early stopping": (
+        {"early_stopping.type": "hyperband"},
+        ["early_stopping.type = 'hyperband'", "valid: none, asha, seed_asha"],
     ),
-    "mode contradicts metric": ({"scheduler.mode": "max"}, ["scheduler.mode = 'max'", "lower is better"]),
-    "metric unknown": ({"scheduler.metric": "test_delta_m"}, ["scheduler.metric = 'test_delta_m'", "val_delta_m"]),
-    "grace beyond epochs": ({"scheduler.grace_period": 9}, ["scheduler.grace_period = 9", "4 epochs"]),
-    "reduction factor 1": ({"scheduler.reduction_factor": 1}, ["scheduler.reduction_factor = 1", "> 1"]),
-    "seed_asha concurrency": ({"scheduler.type": "seed_asha", "max_concurrent": 1}, ["max_concurrent = 1", "seeds"]),
+    "mode contradicts metric": ({"early_stopping.mode": "max"}, ["early_stopping.mode = 'max'", "lower is better"]),
+    "metric unknown": (
+        {"early_stopping.metric": "test_delta_m"},
+        ["early_stopping.metric = 'test_delta_m'", "val_delta_m"],
+    ),
+    "grace beyond epochs": ({"early_stopping.grace_period": 9}, ["early_stopping.grace_period = 9", "4 epochs"]),
+    "reduction factor 1": ({"early_stopping.reduction_factor": 1}, ["early_stopping.reduction_factor = 1", "> 1"]),
+    "seed_asha concurrency": (
+        {"early_stopping.type": "seed_asha", "max_concurrent": 1},
+        ["max_concurrent = 1", "seeds"],
+    ),
     "negative max_failures": ({"max_failures": -1}, ["max_failures = -1", ">= 0"]),
     "bad storage scheme": ({"storage": "ftp://host/x"}, ["storage = 'ftp://host/x'", "unsupported scheme"]),
     "wandb online without key": ({"wandb": {"enabled": True, "mode": "online"}}, ["wandb.mode = 'online'", "API key"]),
@@ -99,7 +105,11 @@ def test_good_config_is_typed_and_complete():
     assert [m.name for m in cfg.methods] == ["ls", "ntkmtl"]
     assert cfg.methods[1].grid == {"ntk_exp": (0.5, 1.0)}
     assert cfg.data["n_train"] == 512  # the benchmark's defaults filled in
-    assert (cfg.scheduler.type, cfg.scheduler.metric, cfg.scheduler.mode) == ("asha", "val_delta_m", "min")
+    assert (cfg.early_stopping.type, cfg.early_stopping.metric, cfg.early_stopping.mode) == (
+        "asha",
+        "val_delta_m",
+        "min",
+    )
     assert cfg.output == "results/t" and cfg.max_failures == 1 and cfg.resources.gpu is None
 
 
@@ -130,7 +140,7 @@ def test_missing_data_directory_is_reported_before_anything_runs(tmp_path):
             "benchmark": "celeba",
             "data": {"root": str(tmp_path / "nowhere")},
             "methods": {"ls": {}},
-            "scheduler": {"type": "none"},
+            "early_stopping": {"type": "none"},
         }
     )
     with pytest.raises(ConfigError) as info:
@@ -195,3 +205,76 @@ def test_cli_rejects_bad_configs_without_importing_ray(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
         messages.append(lines[0])
     assert len(set(messages)) == 10
+
+
+# -- the top-level `scheduler:` renamed `early_stopping:` (the old name works until 0.3) -----------------
+DEPRECATION = (
+    "warning: {where}: `scheduler:` is deprecated, rename it to `early_stopping:` (same keys); the old name goes in 0.3"
+)
+
+
+def old_spelling(raw: dict) -> dict:
+    """``raw`` as a config written before the rename: early stopping under ``scheduler:``."""
+    return {("scheduler" if key == "early_stopping" else key): value for key, value in raw.items()}
+
+
+def test_the_old_scheduler_key_still_works_with_one_deprecation_line(capsys):
+    new = parse_config(GOOD, source="new.yaml")
+    assert capsys.readouterr().err == ""
+    old = parse_config(old_spelling(GOOD), source="old.yaml")
+    assert capsys.readouterr().err.splitlines() == [DEPRECATION.format(where="old.yaml")]
+    assert old.early_stopping == new.early_stopping and old.early_stopping.grace_period == 2
+    with pytest.raises(ConfigError) as info:  # the section's errors name the key it has now
+        parse_config(old_spelling(with_({"early_stopping.grace_period": 9})), source="old.yaml")
+    assert str(info.value).startswith("old.yaml: early_stopping.grace_period = 9: exceeds the 4 epochs")
+
+
+def test_both_names_at_once_are_one_line_error(capsys):
+    raw = {**GOOD, "scheduler": {"type": "none"}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, source="both.yaml")
+    assert str(info.value) == (
+        "both.yaml: both `scheduler:` and `early_stopping:` are given; `scheduler:` is the deprecated name of "
+        "`early_stopping:`, keep only `early_stopping:`"
+    )
+    assert capsys.readouterr().err == ""
+
+
+def test_set_takes_either_name_over_either_spelling_of_the_file(tmp_path, capsys):
+    new_file, old_file = tmp_path / "new.yaml", tmp_path / "old.yaml"
+    new_file.write_text(yaml.safe_dump(GOOD))
+    old_file.write_text(yaml.safe_dump(old_spelling(GOOD)))
+    cfg = load_config(new_file, ["scheduler.type=seed_asha"])
+    assert cfg.early_stopping.type == "seed_asha" and cfg.early_stopping.grace_period == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {new_file}: --set 'scheduler.type=seed_asha': `scheduler` is deprecated, rename it to "
+        "`early_stopping` (same keys: --set early_stopping.type=seed_asha); the old name goes in 0.3"
+    ]
+    cfg = load_config(old_file, ["early_stopping.type=seed_asha"])  # the file's key is renamed first
+    assert cfg.early_stopping.type == "seed_asha" and cfg.early_stopping.grace_period == 2
+    assert capsys.readouterr().err.splitlines() == [DEPRECATION.format(where=old_file)]
+    assert load_config(new_file, ["early_stopping.grace_period=3"]).early_stopping.grace_period == 3
+    assert capsys.readouterr().err == ""
+
+
+def test_a_config_pickled_by_ntkmtl_0_1_unpickles(capsys):
+    """Ray's tuner.pkl of a searched sweep holds the SweepConfig: one written before the rename (and
+    before config.py was split) must load for --resume. The fixture is ntkmtl 0.1's
+    ``pickle.dumps(parse_config(OLD), protocol=0)``, early stopping in its field ``scheduler``."""
+    import pickle
+
+    old = {
+        "name": "old",
+        "benchmark": "toy",
+        "train": {"epochs": 3},
+        "seeds": [0, 1],
+        "methods": {"ls": {}, "ntkmtl": {"ntk_exp": {"low": 0.25, "high": 1.5}}},
+        "search": {"type": "random", "samples": 2},
+        "early_stopping": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+        "output": "/srv/sweeps/old/out",
+    }
+    fixture = Path(__file__).parents[1] / "fixtures" / "sweep_config_0.1.pickle"
+    assert b"SchedulerConfig" in fixture.read_bytes() and b"ntkmtl.sweep.config\nMethodGrid" in fixture.read_bytes()
+    loaded = pickle.loads(fixture.read_bytes())
+    assert loaded == parse_config(old, source="old.yaml")
+    assert loaded.early_stopping.type == "seed_asha" and not hasattr(loaded, "scheduler")

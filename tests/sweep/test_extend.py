@@ -35,7 +35,7 @@ BASE = {
     "train": {"epochs": 3},
     "seeds": [0],
     "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
-    "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+    "early_stopping": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
 }
 
 
@@ -92,7 +92,7 @@ def test_a_new_method_and_a_new_value_run_and_the_old_value_is_reused(tmp_path):
     original_output(tmp_path)
     ext = plan(tmp_path, "methods={ls: {}, ntkmtl: {ntk_exp: [0.5, 0.75]}, famo: {}}")
     assert identities(ext.run) == [("famo", None, 0), ("ntkmtl", 0.75, 0)]
-    assert all(s.stop_after is None for s in ext.run)  # new configurations: judged by the scheduler
+    assert all(s.stop_after is None for s in ext.run)  # new configurations: judged by the early stopping
     assert len(ext.reused) == 2 and ext.kept == []
     # seed-aware ASHA starts from the existing configurations' means at its rungs (1 and 2), negated (min)
     ls_id = next(r["config_id"] for r in ext.reused if r["label"] == "ls")

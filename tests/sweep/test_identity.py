@@ -29,7 +29,7 @@ BASE = {
     "train": {"epochs": 3},
     "seeds": [0, 1],
     "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
-    "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+    "early_stopping": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
 }
 
 
@@ -66,10 +66,62 @@ def test_resume_with_changed_trials_is_refused_naming_each_key(tmp_path):
         check_resume_identity(config(tmp_path, fine), location, None)  # how trials run, not what they are
     with pytest.raises(SweepError, match=r"changed: seeds: \[0, 1\] -> \[0, 1, 2\]"):
         check_resume_identity(config(tmp_path, "seeds=[0,1,2]"), location, None)
-    with pytest.raises(SweepError, match=r"scheduler.grace_period: 1 -> 2"):  # the record alone suffices too
+    with pytest.raises(SweepError, match=r"early_stopping.grace_period: 1 -> 2"):  # the record alone suffices too
         (tmp_path / "ray" / "ident" / identity.IDENTITY_FILE).unlink()
         record = json.loads((tmp_path / "out" / "ident.sweep.json").read_text())
-        check_resume_identity(config(tmp_path, "scheduler.grace_period=2"), location, record)
+        check_resume_identity(config(tmp_path, "early_stopping.grace_period=2"), location, record)
+
+
+# A sweep fingerprinted by ntkmtl 0.1, before the top-level `scheduler:` became `early_stopping:`:
+# its config, and the trial settings and fingerprint 0.1 stored for it (identity.trial_settings,
+# identity.fingerprint at commit 3a63474).
+OLD_CONFIG = {
+    "name": "old",
+    "benchmark": "toy",
+    "train": {"epochs": 3},
+    "seeds": [0, 1],
+    "methods": {"ls": {}, "ntkmtl": {"ntk_exp": {"low": 0.25, "high": 1.5}}},
+    "search": {"type": "random", "samples": 2},
+    "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+    "output": "/srv/sweeps/old/out",
+}
+OLD_FINGERPRINT = "27890c768ce8"
+OLD_TRIALS = {
+    "benchmark": "toy",
+    "data": {"data_seed": 0, "n_test": 128, "n_train": 512, "n_val": 128, "nan_targets": False, "noise": 0.05},
+    "methods": {
+        "ls": {"grid": {}},
+        "ntkmtl": {"grid": {}, "ranges": {"ntk_exp": {"high": 1.5, "log": False, "low": 0.25}}},
+    },
+    "output": "/srv/sweeps/old/out",
+    "scheduler": {
+        "grace_period": 1,
+        "metric": "val_delta_m",
+        "mode": "min",
+        "reduction_factor": 2.0,
+        "type": "seed_asha",
+    },
+    "search": {"concurrent_samples": 0, "samples": 2, "seed": 0, "startup": None, "type": "random"},
+    "seeds": [0, 1],
+    "train": {"epochs": 3},
+}
+
+
+@pytest.mark.parametrize("key", ["scheduler", "early_stopping"])
+def test_a_sweep_fingerprinted_before_the_rename_resumes_with_either_spelling(tmp_path, key):
+    raw = {(key if k == "scheduler" else k): v for k, v in OLD_CONFIG.items()}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path, check_data=False)
+    assert identity.trial_settings(cfg) == OLD_TRIALS and identity.fingerprint(cfg) == OLD_FINGERPRINT
+    location = parse_storage(str(tmp_path / "ray"))
+    stored = {"sweep": "old", "fingerprint": OLD_FINGERPRINT, "trials": OLD_TRIALS, "experiments": ["old"]}
+    (tmp_path / "ray" / "old").mkdir(parents=True)
+    (tmp_path / "ray" / "old" / identity.LEGACY_IDENTITY_FILE).write_text(json.dumps(stored))
+    check_resume_identity(cfg, location, None)  # the identity file 0.1 wrote: it matches
+    check_resume_identity(cfg, parse_storage(str(tmp_path / "none")), stored)  # and 0.1's sweep record
+    with pytest.raises(SweepError, match=r"\(changed: early_stopping.reduction_factor: 2.0 -> 3.0\)"):
+        check_resume_identity(load_config(path, [f"{key}.reduction_factor=3"], check_data=False), location, None)
 
 
 def test_the_cli_refuses_a_changed_resume_in_one_line_before_ray_starts(tmp_path):

@@ -58,7 +58,7 @@ def sweep_config(tmp_path: Path, storage) -> dict:
         "seeds": [0, 1, 2],
         "methods": {"ls": {}, "ntkmtl": {"ntk_exp": [0.5]}},
         "resources": {"cpu": 1, "gpu": 0.5},
-        "scheduler": {"type": "none"},
+        "early_stopping": {"type": "none"},
         "storage": storage,
         "output": str(tmp_path / "parquet"),
         "max_failures": 2,

@@ -128,7 +128,7 @@ SEED_ASHA = {
     "train": {"epochs": 4},
     "max_concurrent": 2,
     "methods": {"ls": {"max_norm": [0.0, 1e-9]}, "ntkmtl": {"ntk_exp": [0.5], "max_norm": [1e-9]}},
-    "scheduler": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+    "early_stopping": {"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
 }
 
 

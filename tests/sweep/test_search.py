@@ -131,7 +131,7 @@ def test_seeded_search_of_6_samples_x_2_seeds_on_the_toy_benchmark(tmp_path):
     cfg = config(
         tmp_path,
         search={"type": "optuna", "samples": 6, "seed": 0},
-        scheduler={"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
+        early_stopping={"type": "seed_asha", "grace_period": 1, "reduction_factor": 2},
     )
     (tmp_path / "search.yaml").write_text(yaml.safe_dump({"name": cfg.name}))
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)

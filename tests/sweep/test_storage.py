@@ -218,7 +218,7 @@ def test_sweep_on_s3_is_interrupted_then_resumed_to_completion(s3_server, tmp_pa
         "seeds": [0, 1],
         "methods": {"ls": {}},
         "resources": {"cpu": 1},
-        "scheduler": {"type": "none"},
+        "early_stopping": {"type": "none"},
         "storage": storage,
         "output": str(tmp_path / "parquet"),
         "max_failures": 0,

@@ -126,7 +126,7 @@ def test_asha_stops_the_clear_loser(local_ray, tmp_path):
             train={"epochs": 4},
             max_concurrent=1,
             methods={"ls": {"max_norm": [0.0, 1e-9]}},
-            scheduler={"type": "asha", "grace_period": 2, "reduction_factor": 2},
+            early_stopping={"type": "asha", "grace_period": 2, "reduction_factor": 2},
         )
     )
     run_sweep(cfg, verbose=0)
@@ -145,7 +145,7 @@ def test_seed_aware_asha_decides_a_configurations_seeds_together(local_ray, tmp_
             train={"epochs": 4},
             max_concurrent=2,
             methods={"ls": {"max_norm": [0.0, 1e-9]}},
-            scheduler={"type": "seed_asha", "grace_period": 2, "reduction_factor": 2},
+            early_stopping={"type": "seed_asha", "grace_period": 2, "reduction_factor": 2},
         )
     )
     outcome = run_sweep(cfg, verbose=0)
