@@ -10,37 +10,12 @@ from __future__ import annotations
 
 import sys
 
+from ntkmtl import training
 from ntkmtl.options import parse_value
-from ntkmtl.training import (
-    CHECKPOINT_FILE,
-    TRAIN_SETTINGS,
-    EpochStats,
-    Forward,
-    StepOutcome,
-    Trial,
-    TrialConfig,
-    check_train_settings,
-    seed_everything,
-    train_step,
-)
+from ntkmtl.training import *  # noqa: F403 - the trainer's public names, as ``ntkmtl.training`` lists them
 from ntkmtl.training.cli import build_parser, main, summary_line
 
-__all__ = [
-    "CHECKPOINT_FILE",
-    "TRAIN_SETTINGS",
-    "EpochStats",
-    "Forward",
-    "StepOutcome",
-    "Trial",
-    "TrialConfig",
-    "build_parser",
-    "check_train_settings",
-    "main",
-    "parse_value",
-    "seed_everything",
-    "summary_line",
-    "train_step",
-]
+__all__ = [*training.__all__, "build_parser", "main", "parse_value", "summary_line"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -104,35 +104,25 @@ def plot_delta_m_vs_ntk_exp(report: "BenchmarkReport", path: Path) -> Path | Non
     for (line, is_search), group in with_exp.groupby(["line", "searched"], sort=True):
         group = group.sort_values("hp_ntk_exp")
         color = next(colors)
-        if not is_search:
-            ax.errorbar(
-                group["hp_ntk_exp"],
-                group["test_delta_m_mean"],
-                yerr=group["test_delta_m_std"].fillna(0.0),
-                marker="o",
-                capsize=4,
-                label=line,
-                color=color,
-            )
-            continue
-        seeds = report.trials[report.trials["used"] & report.trials["config_id"].isin(group["config_id"])]
-        ax.scatter(
-            seeds["hp_ntk_exp"],
-            seeds["test_delta_m"],
-            s=28,
-            facecolors="none",
-            edgecolors=color,
-            linewidths=1,
-            zorder=3,
-        )  # hollow: visible on the error bar
+        style: dict[str, Any] = {"marker": "o", "capsize": 4, "label": line}  # a grid: a line through its points
+        if is_search:
+            seeds = report.trials[report.trials["used"] & report.trials["config_id"].isin(group["config_id"])]
+            ax.scatter(
+                seeds["hp_ntk_exp"],
+                seeds["test_delta_m"],
+                s=28,
+                facecolors="none",
+                edgecolors=color,
+                linewidths=1,
+                zorder=3,
+            )  # hollow: visible on the error bar
+            style = {"fmt": "o", "capsize": 3, "label": f"{line} (search: {len(group)} samples; seeds as circles)"}
         ax.errorbar(
             group["hp_ntk_exp"],
             group["test_delta_m_mean"],
             yerr=group["test_delta_m_std"].fillna(0.0),
-            fmt="o",
-            capsize=3,
             color=color,
-            label=f"{line} (search: {len(group)} samples; seeds as circles)",
+            **style,
         )
     for _, r in table[table["hp_ntk_exp"].isna()].iterrows():
         ax.axhline(
