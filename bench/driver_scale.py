@@ -3,6 +3,7 @@
     python bench/driver_scale.py                          # N = 100, 300, 1000; 4 epochs each
     python bench/driver_scale.py --trials 100 --epochs 2  # shorter
     python bench/driver_scale.py --smoke                  # N = 8, seconds (the test runs this)
+    python bench/driver_scale.py --trials 300 --only none # one side alone in its own Ray session
 
 Both drivers run the same trivial trainable: it reports one synthetic epoch record per epoch at
 once with a tiny checkpoint (restored after a pause, as the real trainable does), as wide as a
@@ -29,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+SIDES = ("plain", "none", "seed_asha")  # Ray Tune alone; ntkmtl without early stopping; ntkmtl with seed-aware ASHA
 QM9_TASKS = ("mu", "alpha", "homo", "lumo", "r2", "zpve", "U0", "U", "H", "G", "Cv")
 
 
@@ -123,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--smoke", action="store_true", help="N = 8, 2 epochs: every code path in seconds")
+    parser.add_argument(
+        "--only",
+        choices=SIDES,
+        help="run this side alone (its own Ray session, no other run before it) and print its cost per result",
+    )
     args = parser.parse_args(argv)
     trials, epochs = ([8], 2) if args.smoke else (args.trials, args.epochs)
     if any(n < 2 or n % 2 for n in trials):
@@ -138,18 +145,18 @@ def main(argv: list[str] | None = None) -> None:
         for n in trials:
             with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-") as tmp:
                 root, row = Path(tmp), [n]
-                for run in (
-                    lambda: run_plain(n, epochs, root),
-                    lambda: run_ntkmtl(n, epochs, root, "none"),
-                    lambda: run_ntkmtl(n, epochs, root, "seed_asha"),
-                ):
+                for side in [args.only] if args.only else SIDES:
                     wall = time.monotonic()
-                    cpu, results = run()
+                    cpu, results = run_plain(n, epochs, root) if side == "plain" else run_ntkmtl(n, epochs, root, side)
                     row.append((cpu, results, time.monotonic() - wall))
             rows.append(row)
             print(f"N={n}: done", file=sys.stderr, flush=True)
     finally:
         ray.shutdown()
+    if args.only:
+        for n, (cpu, results, wall) in rows:
+            print(f"N={n} {args.only}: {1000 * cpu / max(results, 1):.2f} ms/result ({results} results, {wall:.0f} s)")
+        return
     print(
         f"\nDriver CPU time per reported result, {epochs} epochs per trial "
         "(ms/result; results; wall seconds of the whole run)\n"

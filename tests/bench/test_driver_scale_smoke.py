@@ -38,3 +38,19 @@ def test_odd_trial_counts_are_refused():
         timeout=60,
     )
     assert result.returncode == 2 and "even number" in result.stderr
+
+
+@pytest.mark.slow
+def test_only_runs_one_side_alone_and_counts_its_results(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "driver_scale.py"), "--smoke", "--only", "seed_asha"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("N=8 ")]
+    assert len(lines) == 1 and re.search(r"^N=8 seed_asha: [\d.]+ ms/result \(16 results, \d+ s\)$", lines[0]), lines
+    assert "| N trials |" not in result.stdout  # no comparison table from one side
