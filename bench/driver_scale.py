@@ -1,9 +1,9 @@
 """Driver cost per reported result at N trials: ntkmtl's sweep driver against plain Ray Tune.
 
-    python bench/driver_scale.py                          # N = 100, 300, 1000; 4 epochs each
-    python bench/driver_scale.py --trials 100 --epochs 2  # shorter
-    python bench/driver_scale.py --smoke                  # N = 8, seconds (the test runs this)
-    python bench/driver_scale.py --trials 300 --only none # one side alone in its own Ray session
+    python bench/driver_scale.py                          # N = 100, 300, 1000; 4 epochs; 3 runs per side
+    python bench/driver_scale.py --trials 100 --repeats 1 # shorter
+    python bench/driver_scale.py --smoke                  # N = 8, one run per side (the test runs this)
+    python bench/driver_scale.py --trials 300 --only none # one side, in this process, printed alone
 
 Both drivers run the same trivial trainable: it reports one synthetic epoch record per epoch at
 once with a tiny checkpoint (restored after a pause, as the real trainable does), as wide as a
@@ -12,9 +12,13 @@ the early-stopping metric equal across configurations (early stopping judges eve
 ntkmtl's side is ``ntkmtl.sweep.tune.run_sweep`` itself — Parquet callback (one file per trial,
 rewritten each epoch), the progress reporter, the final summary — on a grid of N/2
 configurations × 2 seeds, once without early stopping and once with seed-aware ASHA (whose
-pauses at every rung are Ray's pause: the trial's actor stops and restarts from its checkpoint); plain Ray Tune's side is ``tune.Tuner`` with the same trainable and
-grid, FIFO, no callbacks, actors reused as ntkmtl does. The figure is the driver process's CPU seconds (all its threads,
-``time.process_time``) per reported result, so other load on the machine does not inflate it.
+pauses at every rung are Ray's pause: the trial's actor stops and restarts from its checkpoint);
+plain Ray Tune's side is ``tune.Tuner`` with the same trainable and grid, FIFO, no callbacks,
+actors reused as ntkmtl does. The figure is the driver process's CPU seconds (all its threads,
+``time.process_time``) per reported result, so other load on the machine inflates it less than
+wall time. Every run of a side is a fresh interpreter with its own local Ray cluster (2 CPUs),
+so no side pays for another's actors, placement groups or memory; the sides' order alternates
+between repeats (as listed, then reversed) and the table reports medians with their range.
 The target: ntkmtl ≤ 1.1× plain Ray Tune per result, and flat in N (no path whose cost per
 result grows with the number of trials or epochs).
 """
@@ -22,7 +26,10 @@ result grows with the number of trials or epochs).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -120,56 +127,98 @@ def run_plain(n_trials: int, epochs: int, root: Path) -> tuple[float, int]:
     return cpu, sum(int((r.metrics or {}).get("training_iteration", 0)) for r in grid)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, nargs="+", default=[100, 300, 1000])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--smoke", action="store_true", help="N = 8, 2 epochs: every code path in seconds")
-    parser.add_argument(
-        "--only",
-        choices=SIDES,
-        help="run this side alone (its own Ray session, no other run before it) and print its cost per result",
-    )
-    args = parser.parse_args(argv)
-    trials, epochs = ([8], 2) if args.smoke else (args.trials, args.epochs)
-    if any(n < 2 or n % 2 for n in trials):
-        parser.error("--trials: each N must be an even number ≥ 2 (N/2 configurations × 2 seeds)")
+def measure_alone(side: str, n_trials: int, epochs: int) -> dict:
+    """One side in this process's own Ray session (nothing ran before it): its CPU seconds and results."""
     import ray
 
     import ntkmtl.sweep.tune  # noqa: F401  (torch, pandas, pyarrow: loaded once, before any timing)
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    rows = []
     try:
-        for n in trials:
-            with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-") as tmp:
-                root, row = Path(tmp), [n]
-                for side in [args.only] if args.only else SIDES:
-                    wall = time.monotonic()
-                    cpu, results = run_plain(n, epochs, root) if side == "plain" else run_ntkmtl(n, epochs, root, side)
-                    row.append((cpu, results, time.monotonic() - wall))
-            rows.append(row)
-            print(f"N={n}: done", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-") as tmp:
+            wall, root = time.monotonic(), Path(tmp)
+            cpu, results = (
+                run_plain(n_trials, epochs, root) if side == "plain" else run_ntkmtl(n_trials, epochs, root, side)
+            )
+            return {"side": side, "trials": n_trials, "cpu": cpu, "results": results, "wall": time.monotonic() - wall}
     finally:
         ray.shutdown()
-    if args.only:
-        for n, (cpu, results, wall) in rows:
-            print(f"N={n} {args.only}: {1000 * cpu / max(results, 1):.2f} ms/result ({results} results, {wall:.0f} s)")
-        return
-    print(
-        f"\nDriver CPU time per reported result, {epochs} epochs per trial "
-        "(ms/result; results; wall seconds of the whole run)\n"
-    )
-    print(
+
+
+def run_in_subprocess(side: str, n_trials: int, epochs: int) -> dict:
+    """``measure_alone`` in a fresh interpreter, so no side inherits another's Ray session or memory."""
+    with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-record-") as tmp:
+        record = Path(tmp) / "record.json"
+        command = [sys.executable, __file__, "--only", side, "--trials", str(n_trials), "--epochs", str(epochs)]
+        done = subprocess.run([*command, "--record", str(record)], stdout=subprocess.DEVNULL, check=False)
+        if done.returncode != 0 or not record.exists():
+            raise SystemExit(f"error: {' '.join(command)} failed (exit {done.returncode}); run it alone to see why")
+        return json.loads(record.read_text().splitlines()[-1])
+
+
+def orders(repeats: int) -> list[tuple[str, ...]]:
+    """The sides' order in each repeat: as SIDES, then reversed, alternating, so no side always runs first."""
+    return [SIDES if r % 2 == 0 else SIDES[::-1] for r in range(repeats)]
+
+
+def table(runs: list[dict], epochs: int, repeats: int) -> str:
+    """Markdown: per N and side the median cost per result over the repeats (min–max), and the ratios of medians."""
+    lines = [
+        f"Driver CPU time per reported result, {epochs} epochs per trial; median over {repeats} run(s) of each "
+        "side alone in its own process and Ray session (min–max; results per run; median wall seconds)",
+        "",
         "| N trials | Ray Tune alone | ntkmtl, no early stopping | ntkmtl, seed-aware ASHA "
-        "| ntkmtl (none) / Ray Tune | ntkmtl (seed_asha) / Ray Tune |"
+        "| ntkmtl (none) / Ray Tune | ntkmtl (seed_asha) / Ray Tune |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in sorted({run["trials"] for run in runs}):
+        cells, medians = [], []
+        for side in SIDES:
+            mine = [run for run in runs if run["trials"] == n and run["side"] == side]
+            per = [1000 * run["cpu"] / max(run["results"], 1) for run in mine]
+            counts = "/".join(sorted({str(run["results"]) for run in mine}))
+            wall = statistics.median(run["wall"] for run in mine)
+            medians.append(statistics.median(per))
+            cells.append(f"{medians[-1]:.2f} ({min(per):.2f}–{max(per):.2f}; {counts} results, {wall:.0f} s)")
+        lines.append(f"| {n} | {' | '.join(cells)} | {medians[1] / medians[0]:.2f} | {medians[2] / medians[0]:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side per N (medians are reported)")
+    parser.add_argument("--smoke", action="store_true", help="N = 8, 2 epochs, one run per side: every code path")
+    parser.add_argument(
+        "--only",
+        choices=SIDES,
+        help="run this side alone in this process (its own Ray session) and print its cost per result",
     )
-    print("|---|---|---|---|---|---|")
-    for n, *runs in rows:
-        per = [1000 * cpu / max(results, 1) for cpu, results, _ in runs]
-        cells = [f"{p:.2f} ({r} results, {w:.0f} s)" for p, (_, r, w) in zip(per, runs)]
-        print(f"| {n} | {' | '.join(cells)} | {per[1] / per[0]:.2f} | {per[2] / per[0]:.2f} |")
+    parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)  # --only's figures as JSON, for the parent
+    args = parser.parse_args(argv)
+    trials, epochs, repeats = ([8], 2, 1) if args.smoke else (args.trials, args.epochs, args.repeats)
+    if any(n < 2 or n % 2 for n in trials):
+        parser.error("--trials: each N must be an even number ≥ 2 (N/2 configurations × 2 seeds)")
+    if repeats < 1:
+        parser.error("--repeats: at least 1")
+    if args.only:
+        for n in trials:
+            run = measure_alone(args.only, n, epochs)
+            per = 1000 * run["cpu"] / max(run["results"], 1)
+            print(f"N={n} {args.only}: {per:.2f} ms/result ({run['results']} results, {run['wall']:.0f} s)", flush=True)
+            if args.record:
+                with args.record.open("a") as record:
+                    record.write(json.dumps(run) + "\n")
+        return
+    runs = []
+    for n in trials:
+        for r, order in enumerate(orders(repeats), 1):
+            for side in order:
+                runs.append(run_in_subprocess(side, n, epochs))
+            print(f"N={n}: run {r}/{repeats} done ({' then '.join(order)})", file=sys.stderr, flush=True)
+    print("\n" + table(runs, epochs, repeats))
 
 
 if __name__ == "__main__":
