@@ -4,6 +4,7 @@
     python bench/driver_scale.py --trials 100 --repeats 1 # shorter
     python bench/driver_scale.py --smoke                  # N = 8, one run per side (the test runs this)
     python bench/driver_scale.py --trials 300 --only none # one side, in this process, printed alone
+    python bench/driver_scale.py --skip-forced-snapshots  # both sides without Ray's forced snapshots
 
 Both drivers run the same trivial trainable: it reports one synthetic epoch record per epoch at
 once with a tiny checkpoint (restored after a pause, as the real trainable does), as wide as a
@@ -127,6 +128,16 @@ def run_plain(n_trials: int, epochs: int, root: Path) -> tuple[float, int]:
     return cpu, sum(int((r.metrics or {}).get("training_iteration", 0)) for r in grid)
 
 
+def skip_forced_snapshots() -> None:
+    """Explanatory only: Ray Tune forces an experiment snapshot (every trial's state, written whole)
+    once a trial has made ``num_to_keep`` checkpoints since the last one, so that the snapshot names
+    a checkpoint still on disk; this makes that trigger do nothing, to measure what it costs. A
+    sweep run so may resume a trial from a checkpoint already deleted."""
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    _ExperimentCheckpointManager.on_trial_checkpoint = lambda self, trial: None  # type: ignore[method-assign]
+
+
 def measure_alone(side: str, n_trials: int, epochs: int) -> dict:
     """One side in this process's own Ray session (nothing ran before it): its CPU seconds and results."""
     import ray
@@ -146,11 +157,21 @@ def measure_alone(side: str, n_trials: int, epochs: int) -> dict:
         ray.shutdown()
 
 
-def run_in_subprocess(side: str, n_trials: int, epochs: int) -> dict:
+def run_in_subprocess(side: str, n_trials: int, epochs: int, options: tuple[str, ...] = ()) -> dict:
     """``measure_alone`` in a fresh interpreter, so no side inherits another's Ray session or memory."""
     with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-record-") as tmp:
         record = Path(tmp) / "record.json"
-        command = [sys.executable, __file__, "--only", side, "--trials", str(n_trials), "--epochs", str(epochs)]
+        command = [
+            sys.executable,
+            __file__,
+            "--only",
+            side,
+            "--trials",
+            str(n_trials),
+            "--epochs",
+            str(epochs),
+            *options,
+        ]
         done = subprocess.run([*command, "--record", str(record)], stdout=subprocess.DEVNULL, check=False)
         if done.returncode != 0 or not record.exists():
             raise SystemExit(f"error: {' '.join(command)} failed (exit {done.returncode}); run it alone to see why")
@@ -196,6 +217,11 @@ def main(argv: list[str] | None = None) -> None:
         choices=SIDES,
         help="run this side alone in this process (its own Ray session) and print its cost per result",
     )
+    parser.add_argument(
+        "--skip-forced-snapshots",
+        action="store_true",
+        help="switch off Ray Tune's forced experiment snapshots on every side, to measure their cost (explanatory)",
+    )
     parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)  # --only's figures as JSON, for the parent
     args = parser.parse_args(argv)
     trials, epochs, repeats = ([8], 2, 1) if args.smoke else (args.trials, args.epochs, args.repeats)
@@ -204,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     if repeats < 1:
         parser.error("--repeats: at least 1")
     if args.only:
+        if args.skip_forced_snapshots:
+            skip_forced_snapshots()
         for n in trials:
             run = measure_alone(args.only, n, epochs)
             per = 1000 * run["cpu"] / max(run["results"], 1)
@@ -212,13 +240,15 @@ def main(argv: list[str] | None = None) -> None:
                 with args.record.open("a") as record:
                     record.write(json.dumps(run) + "\n")
         return
-    runs = []
+    runs, options = [], ("--skip-forced-snapshots",) if args.skip_forced_snapshots else ()
     for n in trials:
         for r, order in enumerate(orders(repeats), 1):
             for side in order:
-                runs.append(run_in_subprocess(side, n, epochs))
+                runs.append(run_in_subprocess(side, n, epochs, options))
             print(f"N={n}: run {r}/{repeats} done ({' then '.join(order)})", file=sys.stderr, flush=True)
     print("\n" + table(runs, epochs, repeats))
+    if args.skip_forced_snapshots:
+        print("\nRay Tune's forced experiment snapshots switched off on every side (explanatory, not a safe setting)")
 
 
 if __name__ == "__main__":

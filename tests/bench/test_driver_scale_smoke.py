@@ -87,3 +87,18 @@ def test_only_runs_one_side_alone_and_counts_its_results(tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.startswith("N=8 ")]
     assert len(lines) == 1 and re.search(r"^N=8 seed_asha: [\d.]+ ms/result \(16 results, \d+ s\)$", lines[0]), lines
     assert "| N trials |" not in result.stdout  # no comparison table from one side
+
+
+def test_skip_forced_snapshots_leaves_ray_no_trigger_to_force_one(monkeypatch):
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    monkeypatch.setattr(
+        _ExperimentCheckpointManager, "on_trial_checkpoint", _ExperimentCheckpointManager.on_trial_checkpoint
+    )
+    manager = _ExperimentCheckpointManager(storage=None, checkpoint_period=10, sync_every_n_trial_checkpoints=1)
+    manager.on_trial_checkpoint("trial")
+    assert manager._should_force_sync_up  # Ray's own: one checkpoint of a trial (num_to_keep=1) forces a snapshot
+    manager._should_force_sync_up = False
+    driver_scale.skip_forced_snapshots()
+    manager.on_trial_checkpoint("trial")
+    assert not manager._should_force_sync_up
