@@ -46,6 +46,9 @@ class GridEntry(dict):
     def __deepcopy__(self, memo: dict) -> GridEntry:
         return self
 
+    def __copy__(self) -> dict:
+        return dict(self)  # a shallow copy is made to be changed (Ray's flatten_dict does)
+
     def __reduce__(self):
         return GridEntry, (dict(self),)
 

@@ -32,6 +32,14 @@ def test_mutation_is_refused():
     assert entry == SPEC
 
 
+def test_a_shallow_copy_is_a_plain_dict_to_change_so_ray_can_flatten_an_entry():
+    from ray._private.dict import flatten_dict
+
+    entry = GridEntry(SPEC)
+    assert type(copy.copy(entry)) is dict and copy.copy(entry) == SPEC
+    assert flatten_dict(entry)["hparams/max_norm"] == 0.0  # raised "read-only" before __copy__
+
+
 def test_pickles_and_dumps_as_the_dict_it_holds():
     entry = GridEntry(SPEC)
     back = pickle.loads(pickle.dumps(entry))
