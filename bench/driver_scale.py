@@ -4,7 +4,6 @@
     python bench/driver_scale.py --trials 100 --repeats 1 # shorter
     python bench/driver_scale.py --smoke                  # N = 8, one run per side (the test runs this)
     python bench/driver_scale.py --trials 300 --only none # one side, in this process, printed alone
-    python bench/driver_scale.py --skip-forced-snapshots  # both sides without Ray's forced snapshots
 
 Both drivers run the same trivial trainable: it reports one synthetic epoch record per epoch at
 once with a tiny checkpoint (restored after a pause, as the real trainable does), as wide as a
@@ -15,7 +14,10 @@ rewritten each epoch), the progress reporter, the final summary — on a grid of
 configurations × 2 seeds, once without early stopping and once with seed-aware ASHA (whose
 pauses at every rung are Ray's pause: the trial's actor stops and restarts from its checkpoint);
 plain Ray Tune's side is ``tune.Tuner`` with the same trainable and grid, FIFO, no callbacks,
-actors reused as ntkmtl does. The figure is the driver process's CPU seconds (all its threads,
+actors reused and ``num_to_keep=2`` as ntkmtl's, run twice: as Ray runs it (a whole experiment
+snapshot forced whenever a trial has made ``num_to_keep`` checkpoints since the last one), and
+with snapshots on Ray's schedule only, as ntkmtl's driver takes them
+(``ntkmtl.sweep.checkpoints.snapshots_on_schedule``): the same work as ntkmtl's driver. The figure is the driver process's CPU seconds (all its threads,
 ``time.process_time``) per reported result, so other load on the machine inflates it less than
 wall time. Every run of a side is a fresh interpreter with its own local Ray cluster (2 CPUs),
 so no side pays for another's actors, placement groups or memory; the sides' order alternates
@@ -38,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SIDES = ("plain", "none", "seed_asha")  # Ray Tune alone; ntkmtl without early stopping; ntkmtl with seed-aware ASHA
+# Ray Tune alone (as Ray runs it; snapshots on schedule only); ntkmtl without early stopping; with seed-aware ASHA
+SIDES = ("plain", "plain_on_schedule", "none", "seed_asha")
 QM9_TASKS = ("mu", "alpha", "homo", "lumo", "r2", "zpve", "U0", "U", "H", "G", "Cv")
 
 
@@ -128,16 +131,6 @@ def run_plain(n_trials: int, epochs: int, root: Path) -> tuple[float, int]:
     return cpu, sum(int((r.metrics or {}).get("training_iteration", 0)) for r in grid)
 
 
-def skip_forced_snapshots() -> None:
-    """Explanatory only: Ray Tune forces an experiment snapshot (every trial's state, written whole)
-    once a trial has made ``num_to_keep`` checkpoints since the last one, so that the snapshot names
-    a checkpoint still on disk; this makes that trigger do nothing, to measure what it costs. A
-    sweep run so may resume a trial from a checkpoint already deleted."""
-    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
-
-    _ExperimentCheckpointManager.on_trial_checkpoint = lambda self, trial: None  # type: ignore[method-assign]
-
-
 def measure_alone(side: str, n_trials: int, epochs: int) -> dict:
     """One side in this process's own Ray session (nothing ran before it): its CPU seconds and results."""
     import ray
@@ -149,15 +142,21 @@ def measure_alone(side: str, n_trials: int, epochs: int) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-") as tmp:
             wall, root = time.monotonic(), Path(tmp)
-            cpu, results = (
-                run_plain(n_trials, epochs, root) if side == "plain" else run_ntkmtl(n_trials, epochs, root, side)
-            )
+            if side == "plain":
+                cpu, results = run_plain(n_trials, epochs, root)
+            elif side == "plain_on_schedule":
+                from ntkmtl.sweep.checkpoints import snapshots_on_schedule
+
+                with snapshots_on_schedule():
+                    cpu, results = run_plain(n_trials, epochs, root)
+            else:
+                cpu, results = run_ntkmtl(n_trials, epochs, root, side)
             return {"side": side, "trials": n_trials, "cpu": cpu, "results": results, "wall": time.monotonic() - wall}
     finally:
         ray.shutdown()
 
 
-def run_in_subprocess(side: str, n_trials: int, epochs: int, options: tuple[str, ...] = ()) -> dict:
+def run_in_subprocess(side: str, n_trials: int, epochs: int) -> dict:
     """``measure_alone`` in a fresh interpreter, so no side inherits another's Ray session or memory."""
     with tempfile.TemporaryDirectory(prefix="ntkmtl-scale-record-") as tmp:
         record = Path(tmp) / "record.json"
@@ -170,7 +169,6 @@ def run_in_subprocess(side: str, n_trials: int, epochs: int, options: tuple[str,
             str(n_trials),
             "--epochs",
             str(epochs),
-            *options,
         ]
         done = subprocess.run([*command, "--record", str(record)], stdout=subprocess.DEVNULL, check=False)
         if done.returncode != 0 or not record.exists():
@@ -186,23 +184,29 @@ def orders(repeats: int) -> list[tuple[str, ...]]:
 def table(runs: list[dict], epochs: int, repeats: int) -> str:
     """Markdown: per N and side the median cost per result over the repeats (min–max), and the ratios of medians."""
     lines = [
-        f"Driver CPU time per reported result, {epochs} epochs per trial; median over {repeats} run(s) of each "
+        f"Driver CPU time per reported result (ms), {epochs} epochs per trial; median over {repeats} run(s) of each "
         "side alone in its own process and Ray session (min–max; results per run; median wall seconds)",
         "",
-        "| N trials | Ray Tune alone | ntkmtl, no early stopping | ntkmtl, seed-aware ASHA "
-        "| ntkmtl (none) / Ray Tune | ntkmtl (seed_asha) / Ray Tune |",
-        "|---|---|---|---|---|---|",
+        "| N trials | Ray Tune | Ray Tune, snapshots on schedule | ntkmtl, no early stopping "
+        "| ntkmtl, seed-aware ASHA | ntkmtl (none) / Ray Tune on schedule | ntkmtl (seed_asha) / Ray Tune on schedule "
+        "| ntkmtl (none) / Ray Tune |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n in sorted({run["trials"] for run in runs}):
-        cells, medians = [], []
+        cells, medians = [], {}
         for side in SIDES:
             mine = [run for run in runs if run["trials"] == n and run["side"] == side]
             per = [1000 * run["cpu"] / max(run["results"], 1) for run in mine]
             counts = "/".join(sorted({str(run["results"]) for run in mine}))
             wall = statistics.median(run["wall"] for run in mine)
-            medians.append(statistics.median(per))
-            cells.append(f"{medians[-1]:.2f} ({min(per):.2f}–{max(per):.2f}; {counts} results, {wall:.0f} s)")
-        lines.append(f"| {n} | {' | '.join(cells)} | {medians[1] / medians[0]:.2f} | {medians[2] / medians[0]:.2f} |")
+            medians[side] = statistics.median(per)
+            cells.append(f"{medians[side]:.2f} ({min(per):.2f}–{max(per):.2f}; {counts} results, {wall:.0f} s)")
+        ratios = (
+            medians["none"] / medians["plain_on_schedule"],
+            medians["seed_asha"] / medians["plain_on_schedule"],
+            medians["none"] / medians["plain"],
+        )
+        lines.append(f"| {n} | {' | '.join(cells)} | {' | '.join(f'{r:.2f}' for r in ratios)} |")
     return "\n".join(lines)
 
 
@@ -217,11 +221,6 @@ def main(argv: list[str] | None = None) -> None:
         choices=SIDES,
         help="run this side alone in this process (its own Ray session) and print its cost per result",
     )
-    parser.add_argument(
-        "--skip-forced-snapshots",
-        action="store_true",
-        help="switch off Ray Tune's forced experiment snapshots on every side, to measure their cost (explanatory)",
-    )
     parser.add_argument("--record", type=Path, help=argparse.SUPPRESS)  # --only's figures as JSON, for the parent
     args = parser.parse_args(argv)
     trials, epochs, repeats = ([8], 2, 1) if args.smoke else (args.trials, args.epochs, args.repeats)
@@ -230,8 +229,6 @@ def main(argv: list[str] | None = None) -> None:
     if repeats < 1:
         parser.error("--repeats: at least 1")
     if args.only:
-        if args.skip_forced_snapshots:
-            skip_forced_snapshots()
         for n in trials:
             run = measure_alone(args.only, n, epochs)
             per = 1000 * run["cpu"] / max(run["results"], 1)
@@ -240,15 +237,13 @@ def main(argv: list[str] | None = None) -> None:
                 with args.record.open("a") as record:
                     record.write(json.dumps(run) + "\n")
         return
-    runs, options = [], ("--skip-forced-snapshots",) if args.skip_forced_snapshots else ()
+    runs = []
     for n in trials:
         for r, order in enumerate(orders(repeats), 1):
             for side in order:
-                runs.append(run_in_subprocess(side, n, epochs, options))
+                runs.append(run_in_subprocess(side, n, epochs))
             print(f"N={n}: run {r}/{repeats} done ({' then '.join(order)})", file=sys.stderr, flush=True)
     print("\n" + table(runs, epochs, repeats))
-    if args.skip_forced_snapshots:
-        print("\nRay Tune's forced experiment snapshots switched off on every side (explanatory, not a safe setting)")
 
 
 if __name__ == "__main__":

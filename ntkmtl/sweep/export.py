@@ -220,6 +220,22 @@ def result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     return files
 
 
+def last_epochs(directory: str | os.PathLike, sweep: str) -> dict[str, int]:
+    """trial_id → the last epoch the sweep's file in ``directory`` holds for it (unreadable files left out)."""
+    found: dict[str, int] = {}
+    for path in Path(directory).expanduser().glob("*.parquet"):
+        if path.name.startswith("."):
+            continue
+        try:
+            table = pq.read_table(path, columns=["sweep", "trial_id", "epoch"])
+        except (OSError, ValueError, pa.ArrowException):
+            continue
+        epochs = [e for e, s in zip(table["epoch"].to_pylist(), table["sweep"].to_pylist()) if s == sweep]
+        if epochs and all(isinstance(e, int) for e in epochs):
+            found[table["trial_id"][0].as_py()] = max(epochs)
+    return found
+
+
 def read_results(paths: str | os.PathLike | Iterable[str | os.PathLike]):
     """All rows of one or many sweeps as a pandas DataFrame, sorted by sweep, trial and epoch."""
     import pandas as pd

@@ -1,7 +1,7 @@
 """Parquet files of trials that an interrupted driver started after Ray's last experiment snapshot.
 
-Ray saves the experiment state (its trials and the searcher) every ~10 s and after checkpoints,
-not each time a searcher creates a trial. A trial created after the last snapshot is therefore
+Ray saves the experiment state (its trials and the searcher) every ≥ 10 s (``checkpoints.py``:
+on its schedule only), not each time a searcher creates a trial. A trial created after the last snapshot is therefore
 unknown to ``Tuner.restore``; the searcher, restored to the same snapshot, suggests it again
 under a new trial id (a seeded sampler in the same state draws the same sample). The file the
 exporter wrote for the lost trial as its epochs arrived would stay next to the re-run for ever,

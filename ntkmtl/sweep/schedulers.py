@@ -13,9 +13,12 @@ the waiting seeds, the decisions and the trials that ended, and decides as an un
 Ray restores every unfinished trial as PENDING from its last snapshot and starts every PENDING
 trial it has resources for: a restored seed that had already reported a rung still open is set
 PAUSED again until its configuration is decided, and one whose configuration was stopped at a
-rung it reached is stopped instead of being run again. A restored trial without a checkpoint
-runs from its first epoch (Ray's snapshot lost it and its rows were removed, or it had not
-reported yet): it reports its rungs again and gets its configuration's decisions then.
+rung it reached is stopped instead of being run again. Before any of that, the checkpoint each
+restored trial continues from is settled (``ResumableFIFO``, ``checkpoints.settle_checkpoint``:
+Ray's snapshot may name one deleted since). A restored trial left without a checkpoint runs from
+its first epoch (Ray's snapshot lost it and its rows were removed, it had not reported yet, or no
+intact checkpoint precedes its last recorded epoch): it reports its rungs again and gets its
+configuration's decisions then.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from ntkmtl.sweep import storefiles
+from ntkmtl.sweep.checkpoints import settle_checkpoint
 from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.seed_asha import CONTINUE, STOP, WAIT, SeedGroupedHalving
 
@@ -39,7 +43,40 @@ def trial_key(trial: RayTrial) -> str:
     return f"{spec['config_id']}/{spec['seed']}"
 
 
-class SeedAwareASHA(FIFOScheduler):
+class ResumableFIFO(FIFOScheduler):
+    """First in, first out; the checkpoint of each trial ``--resume`` restores is settled as Ray
+    adds it (``checkpoints.settle_checkpoint``). The scheduler of a sweep without early stopping
+    and the base of ``SeedAwareASHA``."""
+
+    def __init__(self):
+        super().__init__()
+        self.recorded_epochs: dict[str, int] = {}  # trial_id → its last recorded epoch: set by --resume
+        self._settled: list[str] = []
+
+    def on_trial_add(self, tune_controller, trial):
+        recorded = getattr(self, "recorded_epochs", {})  # (absent in a scheduler pickled by ntkmtl 0.1)
+        moved = settle_checkpoint(trial, recorded.pop(trial.trial_id, None))
+        if moved:
+            self._settled = [*getattr(self, "_settled", []), moved]
+
+    def choose_trial_to_run(self, tune_controller):
+        self.report_settled()
+        return super().choose_trial_to_run(tune_controller)
+
+    def report_settled(self) -> None:
+        """One line for the restored trials that continue from another checkpoint than Ray's snapshot named."""
+        settled = getattr(self, "_settled", [])
+        if settled:
+            shown = ", ".join(settled[:5]) + (f" and {len(settled) - 5} more" if len(settled) > 5 else "")
+            print(
+                f"resume: {len(settled)} trial(s) continue from their newest intact checkpoint before their last "
+                f"recorded epoch (Ray's snapshot named one since deleted, or none): {shown}",
+                flush=True,
+            )
+            self._settled = []
+
+
+class SeedAwareASHA(ResumableFIFO):
     """Seed-aware (or, with ``group_seeds=False``, plain) ASHA whose state survives ``--resume``."""
 
     _supports_buffered_results = False
@@ -110,6 +147,7 @@ class SeedAwareASHA(FIFOScheduler):
 
     # -- Ray's hooks ------------------------------------------------------------------------------
     def on_trial_add(self, tune_controller, trial):
+        super().on_trial_add(tune_controller, trial)  # its checkpoint first: what follows reads it
         self._attach(trial)
         spec, key = trial.config["trial"], trial_key(trial)
         self._trials[key] = trial
@@ -178,6 +216,7 @@ class SeedAwareASHA(FIFOScheduler):
 
     def choose_trial_to_run(self, tune_controller):
         """Promoted seeds first (as in ASHA, a promoted trial goes on at once), then new trials."""
+        self.report_settled()
         self._stop_waiting(tune_controller)
         self._settle_restored(tune_controller)
         for trial in tune_controller.get_trials():
@@ -224,4 +263,4 @@ def build_scheduler(cfg: SweepConfig, prefill: dict[int, dict[str, float]] | Non
         return SeedAwareASHA(
             s.metric, s.mode, s.grace_period, s.reduction_factor, cfg.epochs, prefill, group_seeds=s.type == "seed_asha"
         )
-    return FIFOScheduler()
+    return ResumableFIFO()

@@ -1,6 +1,7 @@
 """The Ray Tune function trainable: one ``ntkmtl.train.Trial``, one report + checkpoint per epoch.
 
-It calls ``tune.report(record, checkpoint=…)`` after every epoch and ``tune.get_checkpoint()``
+It calls ``tune.report(record, checkpoint=…)`` after every epoch (the trial's state and the
+info file that names its epoch, ``checkpoints.describe_checkpoint``) and ``tune.get_checkpoint()``
 to resume. Data is loaded once per worker process, not once per trial: the loaded benchmark is
 kept in a process-level cache keyed by benchmark and data options, and actors are reused between
 trials (``reuse_actors``), so a worker trains trial after trial on data it already holds.
@@ -22,6 +23,7 @@ from ray import tune
 from ray.tune.experiment import Trial as RayTrial
 
 from ntkmtl.benchmarks import Benchmark, get_benchmark
+from ntkmtl.sweep.checkpoints import describe_checkpoint
 from ntkmtl.sweep.faults import inject_after_report, inject_before_report
 from ntkmtl.sweep.plan import TrialSpec
 
@@ -73,6 +75,7 @@ def run_trial(config: dict[str, Any]) -> None:
             return
         with tempfile.TemporaryDirectory(prefix="ntkmtl-ckpt-") as directory:
             trial.save_checkpoint(directory)
+            describe_checkpoint(directory, record["epoch"])  # its epoch, for a resume (checkpoints.py)
             tune.report(record, checkpoint=tune.Checkpoint.from_directory(directory))
         inject_after_report(sweep["faults"], spec.run_name, record["epoch"], trial_dir)
         if spec.stop_after is not None and record["epoch"] >= spec.stop_after:

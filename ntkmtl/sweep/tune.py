@@ -27,7 +27,9 @@ from ray import tune
 from ntkmtl.benchmarks import get_benchmark
 from ntkmtl.sweep import interrupt, secrets, storefiles
 from ntkmtl.sweep.callbacks import record_of
+from ntkmtl.sweep.checkpoints import snapshots_on_schedule
 from ntkmtl.sweep.config_types import SweepConfig
+from ntkmtl.sweep.export import last_epochs
 from ntkmtl.sweep.extend import Extension
 from ntkmtl.sweep.faults import INJECT_ENV, parse_faults
 from ntkmtl.sweep.identity import DriverLock, SweepError, check_output_owner, check_resume_identity, write_identity
@@ -87,7 +89,8 @@ def run_sweep(
             lock = _check_and_lock(cfg, location, name, resume, extension)
             _check_fits_here(cfg)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table reporter, trimmed below
-        # num_to_keep forces a state snapshot per kept checkpoint: intended (resume needs it), not a warning.
+        # Ray's warning on forced snapshots (num_to_keep) tells a Ray user what to tune, not an ntkmtl user;
+        # ntkmtl does not force them (checkpoints.snapshots_on_schedule) where its Ray allows.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         _prepare_data(cfg)
         _start_ray(address)
@@ -136,6 +139,7 @@ def _run(
         repair_output(cfg.output, cfg.name, cfg.benchmark, kinds, location, existing, record_of)
     if resume:
         drop_lost_trials(location, existing, cfg.name, cfg.output)
+        recorded = last_epochs(cfg.output, cfg.name)  # after the repair: every row the sweep holds
         tuner = tune.Tuner.restore(
             location.join(name),
             trainable=trainable,
@@ -143,12 +147,14 @@ def _run(
             resume_errored=True,
             storage_filesystem=location.filesystem,
         )
-        apply_run_settings(tuner, cfg, specs, faults, verbose)
+        apply_run_settings(tuner, cfg, specs, faults, verbose, recorded)
     else:
         tuner = new_tuner(cfg, specs, faults, trainable, location, verbose, name, extension)
         write_record(cfg, names)
         write_identity(cfg, location, names)
-    return sweep_outcome(cfg, tuner.fit(), specs, location.uri(name), start, baseline)
+    with snapshots_on_schedule():
+        results = tuner.fit()
+    return sweep_outcome(cfg, results, specs, location.uri(name), start, baseline)
 
 
 def _check_resume(location: StorageLocation, name: str, resume: bool) -> None:

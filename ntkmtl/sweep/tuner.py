@@ -17,11 +17,12 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.schedulers import FIFOScheduler
 
 from ntkmtl.sweep.callbacks import ParquetCallback, wandb_callback
 from ntkmtl.sweep.config_types import SweepConfig
 from ntkmtl.sweep.plan import TrialSpec, expected_concurrency, hparam_kinds
-from ntkmtl.sweep.schedulers import build_scheduler
+from ntkmtl.sweep.schedulers import ResumableFIFO, build_scheduler
 from ntkmtl.sweep.search import build_searcher
 from ntkmtl.sweep.space import search_trials
 from ntkmtl.sweep.trainable import trial_dirname, trial_name
@@ -73,13 +74,21 @@ def driver_callbacks(cfg: SweepConfig, specs: list[TrialSpec], faults: list[dict
     return callbacks
 
 
-def apply_run_settings(tuner, cfg: SweepConfig, specs: list[TrialSpec], faults: list[dict], verbose: int) -> None:
+def apply_run_settings(
+    tuner, cfg: SweepConfig, specs: list[TrialSpec], faults: list[dict], verbose: int, recorded: dict[str, int]
+) -> None:
     """``Tuner.restore`` brings back the first run's settings; the ones a resume may change
     (``identity.RUN_SETTINGS``: concurrency, retries, W&B; resources go with the trainable) and
-    the callbacks are set from this config."""
+    the callbacks are set from this config. ``recorded``: each trial's last recorded epoch, for
+    the scheduler that settles restored trials' checkpoints (``checkpoints.py``)."""
     local = getattr(tuner, "_local_tuner", None)
     if local is None:  # Ray Client: the restored settings stay
         return
+    scheduler = local._tune_config.scheduler
+    if type(scheduler) is FIFOScheduler:  # a sweep started by ntkmtl 0.1: the same order, resumable
+        scheduler = local._tune_config.scheduler = ResumableFIFO()
+    if isinstance(scheduler, ResumableFIFO):
+        scheduler.recorded_epochs = dict(recorded)
     local._tune_config.max_concurrent_trials = cfg.max_concurrent or None
     local._run_config.failure_config = tune.FailureConfig(max_failures=cfg.max_failures)
     local._run_config.callbacks = driver_callbacks(cfg, specs, faults)

@@ -1,4 +1,4 @@
-"""bench/driver_scale.py --smoke: both drivers and both schedulers end with every result counted."""
+"""bench/driver_scale.py --smoke: every side (Ray Tune both ways, ntkmtl with both schedulers) ends with every result counted."""
 
 import os
 import re
@@ -15,20 +15,20 @@ import driver_scale  # noqa: E402
 
 
 def test_sides_alternate_order_between_repeats():
-    assert driver_scale.orders(3) == [
-        ("plain", "none", "seed_asha"),
-        ("seed_asha", "none", "plain"),
-        ("plain", "none", "seed_asha"),
-    ]
+    sides = ("plain", "plain_on_schedule", "none", "seed_asha")
+    assert driver_scale.orders(3) == [sides, sides[::-1], sides]
 
 
 def test_table_reports_medians_ranges_and_ratios_of_medians():
     runs = [
         {"side": side, "trials": 100, "cpu": cpu, "results": 400, "wall": wall}
         for side, cpu, wall in [
-            ("plain", 8.0, 10),
-            ("plain", 6.0, 12),
-            ("plain", 20.0, 30),  # 20, 15, 50 ms: median 20
+            ("plain", 16.0, 10),
+            ("plain", 12.0, 12),
+            ("plain", 40.0, 30),  # 40, 30, 100 ms: median 40
+            ("plain_on_schedule", 8.0, 10),
+            ("plain_on_schedule", 6.0, 12),
+            ("plain_on_schedule", 20.0, 30),  # 20, 15, 50 ms: median 20
             ("none", 10.0, 11),
             ("none", 9.0, 9),
             ("none", 9.2, 10),  # 25, 22.5, 23: median 23
@@ -39,8 +39,8 @@ def test_table_reports_medians_ranges_and_ratios_of_medians():
     ]
     row = driver_scale.table(runs, epochs=4, repeats=3).splitlines()[-1]
     assert row == (
-        "| 100 | 20.00 (15.00–50.00; 400 results, 12 s) | 23.00 (22.50–25.00; 400 results, 10 s) "
-        "| 25.00 (20.00–30.00; 400 results, 14 s) | 1.15 | 1.25 |"
+        "| 100 | 40.00 (30.00–100.00; 400 results, 12 s) | 20.00 (15.00–50.00; 400 results, 12 s) "
+        "| 23.00 (22.50–25.00; 400 results, 10 s) | 25.00 (20.00–30.00; 400 results, 14 s) | 1.15 | 1.25 | 0.57 |"
     )
 
 
@@ -58,8 +58,8 @@ def test_smoke_run_reports_every_result_of_every_driver(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     row = next(line for line in result.stdout.splitlines() if line.startswith("| 8 |"))
     # 8 trials × 2 epochs = 16 results for plain Ray Tune and for ntkmtl (nothing is stopped early)
-    assert re.findall(r"; (\d+) results", row) == ["16", "16", "16"], row
-    ratios = [float(x) for x in row.strip("| ").split(" | ")[-2:]]
+    assert re.findall(r"; (\d+) results", row) == ["16"] * 4, row
+    ratios = [float(x) for x in row.strip("| ").split(" | ")[-3:]]
     assert all(0 < r < 50 for r in ratios), row
 
 
@@ -87,18 +87,3 @@ def test_only_runs_one_side_alone_and_counts_its_results(tmp_path):
     lines = [line for line in result.stdout.splitlines() if line.startswith("N=8 ")]
     assert len(lines) == 1 and re.search(r"^N=8 seed_asha: [\d.]+ ms/result \(16 results, \d+ s\)$", lines[0]), lines
     assert "| N trials |" not in result.stdout  # no comparison table from one side
-
-
-def test_skip_forced_snapshots_leaves_ray_no_trigger_to_force_one(monkeypatch):
-    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
-
-    monkeypatch.setattr(
-        _ExperimentCheckpointManager, "on_trial_checkpoint", _ExperimentCheckpointManager.on_trial_checkpoint
-    )
-    manager = _ExperimentCheckpointManager(storage=None, checkpoint_period=10, sync_every_n_trial_checkpoints=1)
-    manager.on_trial_checkpoint("trial")
-    assert manager._should_force_sync_up  # Ray's own: one checkpoint of a trial (num_to_keep=1) forces a snapshot
-    manager._should_force_sync_up = False
-    driver_scale.skip_forced_snapshots()
-    manager.on_trial_checkpoint("trial")
-    assert not manager._should_force_sync_up

@@ -216,3 +216,49 @@ def test_a_write_error_during_the_run_stops_the_sweep_resumably(tmp_path, driver
     assert (
         len(after) == 6 and not after.duplicated(["trial_id", "epoch"]).any() and set(after["status"]) == {"completed"}
     )
+
+
+def test_a_resume_from_a_snapshot_older_than_the_trials_checkpoints_ends_as_the_uninterrupted_one(tmp_path, drivers):
+    """Ray snapshots on its own schedule (checkpoints.py): after a kill its newest snapshot may name
+    checkpoints that num_to_keep=2 has deleted since. Made certain here: the snapshot of epoch ≤ 2
+    is put back in place of the newer ones after the kill, when both trials are at epoch ≥ 4."""
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    fifo = {"train": {"epochs": 6}, "max_concurrent": 2}
+    code, log = drivers.run(write_config(whole, "fifo", **fifo))
+    assert code == 0, log[-3000:]
+    _, expected, expected_metrics = outcome(whole / "out")
+
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    config, experiment = write_config(cut, "fifo", **fifo), cut / "ray" / "fifo"
+    slow = {INJECT_ENV: "sleep@*:*", "TUNE_GLOBAL_CHECKPOINT_S": "1"}  # 2 s per epoch, a snapshot each second
+    driver = drivers.start(config, **slow)
+    deadline, old = time.monotonic() + 120, None
+    while old is None:  # the first snapshot that names a checkpoint of each trial
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[0].decode()[-2000:]
+        for state in experiment.glob("experiment_state-*.json"):
+            text = state.read_text()
+            if text.count("checkpoint_00000") >= 2 and rows(cut / "out") <= 4:
+                old = text
+        time.sleep(0.1)
+    assert "checkpoint_000003" not in old
+    drivers.wait_rows(driver, cut / "out", 9)
+    assert min(read_results(cut / "out").groupby("trial_id")["epoch"].max()) >= 4  # the old ones are deleted
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    for state in experiment.glob("experiment_state-*.json"):
+        state.write_text(old)
+
+    code, log = drivers.run(config, "--resume")
+    assert code == 0, log[-3000:]
+    settled = [line for line in log.splitlines() if line.startswith("resume: 2 trial(s) continue from their newest")]
+    assert len(settled) == 1 and settled[0].count(" from epoch ") == 2, log[-3000:]
+    df, found, found_metrics = outcome(cut / "out")
+    print(settled[0])
+    print(
+        f"rows expected {int(expected['rows'].sum())}, found {len(df)}, duplicated {int(df.duplicated(['trial_id', 'epoch']).sum())}"
+    )
+    assert found.to_dict() == expected.to_dict()
+    assert found_metrics.index.equals(expected_metrics.index)
+    assert found_metrics.to_numpy() == pytest.approx(expected_metrics.to_numpy(), rel=1e-9)

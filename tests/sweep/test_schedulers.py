@@ -24,6 +24,7 @@ class FakeTrial:
         self.status = RayTrial.PENDING
         self.last_result: dict = {}
         self.storage = SimpleNamespace(storage_filesystem=None, experiment_fs_path=experiment)
+        self.run_metadata = SimpleNamespace(checkpoint_manager=None)  # no checkpoint to settle (test_checkpoints.py)
 
     @property
     def checkpoint(self):  # Ray's latest checkpoint: one per reported epoch, as the trainable saves
