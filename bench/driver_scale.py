@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         for r, order in enumerate(orders(repeats), 1):
             for side in order:
                 runs.append(run_in_subprocess(side, n, epochs))
-            print(f"N={n}: run {r}/{repeats} done ({' then '.join(order)})", file=sys.stderr, flush=True)
+                per = 1000 * runs[-1]["cpu"] / max(runs[-1]["results"], 1)
+                print(f"N={n} run {r}/{repeats} {side}: {per:.2f} ms/result", file=sys.stderr, flush=True)
     print("\n" + table(runs, epochs, repeats))
 
 

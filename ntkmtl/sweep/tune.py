@@ -37,6 +37,7 @@ from ntkmtl.sweep.orphans import drop_lost_trials
 from ntkmtl.sweep.outcome import SweepOutcome, sweep_outcome
 from ntkmtl.sweep.output_dir import check_output
 from ntkmtl.sweep.plan import build_plan, cluster_gpu_warning, hparam_kinds, local_resources
+from ntkmtl.sweep.ray_state import usable_experiment_state
 from ntkmtl.sweep.record import experiments, read_record, write_record
 from ntkmtl.sweep.recovery import repair_output
 from ntkmtl.sweep.storage import StorageLocation
@@ -135,6 +136,9 @@ def _run(
     trainable = tune.with_resources(trainable, {"cpu": cfg.resources.cpu, "gpu": gpu})
     kinds = hparam_kinds(specs, cfg)
     existing = [n for n in names if experiment_exists(location, n)]
+    if resume:
+        for experiment in existing:  # a snapshot cut short by a kill: the session before (ray_state.py)
+            usable_experiment_state(location, experiment)
     if resume or extension is not None:
         repair_output(cfg.output, cfg.name, cfg.benchmark, kinds, location, existing, record_of)
     if resume:
