@@ -68,9 +68,13 @@ def checkpoint_dirs(filesystem: pyarrow.fs.FileSystem | None, trial_path: str) -
 
 def intact_checkpoints(filesystem: pyarrow.fs.FileSystem | None, trial_path: str) -> list[tuple[int, int, str]]:
     """(epoch, index, path) of every intact checkpoint in a trial's storage directory, by epoch then index."""
+    return _intact(filesystem, checkpoint_dirs(filesystem, trial_path))
+
+
+def _intact(filesystem: pyarrow.fs.FileSystem | None, dirs: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
     fs = storefiles.filesystem_of(filesystem)
     found = []
-    for index, path in checkpoint_dirs(fs, trial_path):
+    for index, path in dirs:
         try:
             info = storefiles.read_json(fs, f"{path}/{INFO_FILE}")
             state = fs.get_file_info(f"{path}/{CHECKPOINT_FILE}")
@@ -101,8 +105,10 @@ def settle_checkpoint(trial: RayTrial, last_recorded: int | None) -> str | None:
         return None
     if current is None and last_recorded is None:
         return None  # a trial that never reported: it starts as Ray starts it
-    found = intact_checkpoints(storage.storage_filesystem, storage.trial_fs_path)
-    usable = [c for c in found if last_recorded is not None and c[0] < last_recorded]
+    existing = checkpoint_dirs(storage.storage_filesystem, storage.trial_fs_path)
+    usable = [
+        c for c in _intact(storage.storage_filesystem, existing) if last_recorded is not None and c[0] < last_recorded
+    ]
     if usable:
         epoch, _, path = usable[-1]
         result = _TrainingResult(
@@ -116,7 +122,6 @@ def settle_checkpoint(trial: RayTrial, last_recorded: int | None) -> str | None:
         manager._latest_checkpoint_result = None
         manager._checkpoint_results = []
         what = "its first epoch"
-    existing = checkpoint_dirs(storage.storage_filesystem, storage.trial_fs_path)
     if existing:  # Ray's next checkpoint after every existing directory: none is written into
         storage.current_checkpoint_index = max(storage.current_checkpoint_index, existing[-1][0])
     trial.invalidate_json_state()

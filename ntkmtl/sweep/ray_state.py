@@ -13,7 +13,6 @@ session's state is intact the resume stops with one line.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pyarrow.fs
@@ -32,11 +31,9 @@ def _names(fs: pyarrow.fs.FileSystem, directory: str) -> list[str]:
 
 def _is_whole(fs: pyarrow.fs.FileSystem, path: str) -> bool:
     try:
-        with fs.open_input_stream(path) as f:
-            json.loads(f.read().decode("utf-8"))
+        return storefiles.read_json(fs, path) is not None
     except (OSError, ValueError):
         return False
-    return True
 
 
 def usable_experiment_state(location: StorageLocation, name: str) -> list[str]:
@@ -47,10 +44,9 @@ def usable_experiment_state(location: StorageLocation, name: str) -> list[str]:
     sessions = sorted((m.group(1) for m in map(_STATE.match, names) if m), reverse=True)
     lines: list[str] = []
     for session in sessions:
-        files = sorted(n for n in names if n.endswith((f"-{session}.json", f"-{session}.pkl")))
         if _is_whole(fs, f"{directory}/experiment_state-{session}.json"):  # (the searcher's files are pickles)
             return lines
-        moved = files
+        moved = sorted(n for n in names if n.endswith((f"-{session}.json", f"-{session}.pkl")))
         for file in moved:
             fs.move(f"{directory}/{file}", f"{directory}/{file}.cut")
         lines.append(
