@@ -9,8 +9,8 @@ N = 1,000). ntkmtl's driver lets Ray snapshot on its own schedule only (``snapsh
 every ≥ 10 s, at most ~5 % of the driver's time) and, on ``--resume``, settles the checkpoint of
 each restored trial itself (``settle_checkpoint``, called by the scheduler as Ray adds the trial):
 
-* its checkpoint still exists: it continues from it, as Ray would;
-* its checkpoint was deleted after the snapshot, or the snapshot has none although the trial
+* its checkpoint is intact: it continues from it, as Ray would;
+* its checkpoint was deleted after the snapshot (wholly or in part), or the snapshot has none although the trial
   recorded epochs: it continues from the newest intact checkpoint in its storage directory whose
   epoch is before the last epoch the sweep recorded for it (``last_recorded``), so it reports
   that epoch again and the row, the scheduler's decision and Ray's last result are those of an
@@ -72,61 +72,78 @@ def intact_checkpoints(filesystem: pyarrow.fs.FileSystem | None, trial_path: str
 
 
 def _intact(filesystem: pyarrow.fs.FileSystem | None, dirs: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    return sorted(
+        (epoch, index, path) for index, path in dirs if (epoch := _epoch_if_intact(filesystem, path)) is not None
+    )
+
+
+def _epoch_if_intact(filesystem: pyarrow.fs.FileSystem | None, path: str, legacy: bool = False) -> int | None:
+    """The checkpoint's epoch when it is intact, else None. With ``legacy``, a checkpoint without
+    info file (ntkmtl before 9d60601) whose state file exists counts as intact, with epoch 0."""
     fs = storefiles.filesystem_of(filesystem)
-    found = []
-    for index, path in dirs:
-        try:
-            info = storefiles.read_json(fs, f"{path}/{INFO_FILE}")
-            state = fs.get_file_info(f"{path}/{CHECKPOINT_FILE}")
-        except (OSError, ValueError):  # cut short or unreadable: not intact
-            continue
-        if not isinstance(info, dict) or not isinstance(info.get("epoch"), int):
-            continue
-        if state.type == pyarrow.fs.FileType.File and state.size == info.get("bytes"):
-            found.append((info["epoch"], index, path))
-    return sorted(found)
-
-
-def _is_directory(filesystem: pyarrow.fs.FileSystem | None, path: str) -> bool:
     try:
-        return storefiles.filesystem_of(filesystem).get_file_info(path).type == pyarrow.fs.FileType.Directory
-    except OSError:
-        return False
+        state = fs.get_file_info(f"{path}/{CHECKPOINT_FILE}")
+        info = storefiles.read_json(fs, f"{path}/{INFO_FILE}")
+    except (OSError, ValueError):  # cut short or unreadable: not intact
+        return None
+    if state.type != pyarrow.fs.FileType.File:
+        return None
+    if info is None:
+        return 0 if legacy else None
+    if not isinstance(info, dict) or not isinstance(info.get("epoch"), int) or state.size != info.get("bytes"):
+        return None
+    return info["epoch"]
 
 
 def settle_checkpoint(trial: RayTrial, last_recorded: int | None) -> str | None:
     """Point a restored (PENDING) trial at the checkpoint it continues from (module docstring);
-    return a short description when that is not the one Ray's snapshot named, else None."""
+    return a short description when that is not the one Ray's snapshot named, else None.
+
+    Whichever it continues from, Ray's list of the trial's checkpoints keeps only intact ones (a
+    deleted one would be deleted again, a partial one taken as a fallback) and Ray's next
+    checkpoint index is past every existing directory (none is written into)."""
     storage, manager = trial.storage, trial.run_metadata.checkpoint_manager
     if trial.status != RayTrial.PENDING or storage is None or manager is None:
         return None
     current = trial.checkpoint
-    if current is not None and _is_directory(storage.storage_filesystem, current.path):
-        return None
     if current is None and last_recorded is None:
         return None  # a trial that never reported: it starts as Ray starts it
     existing = checkpoint_dirs(storage.storage_filesystem, storage.trial_fs_path)
-    usable = [
-        c for c in _intact(storage.storage_filesystem, existing) if last_recorded is not None and c[0] < last_recorded
-    ]
-    if usable:
-        epoch, _, path = usable[-1]
-        result = _TrainingResult(
-            checkpoint=Checkpoint(path, filesystem=storage.storage_filesystem),
-            metrics={"training_iteration": epoch, "epoch": epoch},
+    fs = storage.storage_filesystem
+
+    def is_intact(checkpoint: Checkpoint | None) -> bool:  # as Ray would take it: also one of ntkmtl 0.1
+        return (
+            checkpoint is not None and _epoch_if_intact(checkpoint.filesystem, checkpoint.path, legacy=True) is not None
         )
-        manager._latest_checkpoint_result = result
-        manager._checkpoint_results = [result]  # deleted by Ray in turn, as any older checkpoint
-        what = f"epoch {epoch}"
+
+    kept = [r for r in manager._checkpoint_results if is_intact(r.checkpoint)]
+    changed = len(kept) != len(manager._checkpoint_results)
+    moved = None
+    if is_intact(current):
+        manager._checkpoint_results = kept  # it continues from the checkpoint Ray's snapshot named
     else:
-        manager._latest_checkpoint_result = None
-        manager._checkpoint_results = []
-        what = "its first epoch"
-    if existing:  # Ray's next checkpoint after every existing directory: none is written into
-        storage.current_checkpoint_index = max(storage.current_checkpoint_index, existing[-1][0])
-    trial.invalidate_json_state()
-    trial.run_metadata.invalidate_cache()
-    return f"{trial} from {what}"
+        usable = [c for c in _intact(fs, existing) if last_recorded is not None and c[0] < last_recorded]
+        if usable:
+            epoch, _, path = usable[-1]
+            result = _TrainingResult(
+                checkpoint=Checkpoint(path, filesystem=storage.storage_filesystem),
+                metrics={"training_iteration": epoch, "epoch": epoch},
+            )
+            manager._latest_checkpoint_result = result
+            manager._checkpoint_results = [result]  # deleted by Ray in turn, as any older checkpoint
+            moved = f"{trial} from epoch {epoch}"
+        else:
+            manager._latest_checkpoint_result = None
+            manager._checkpoint_results = []
+            moved = f"{trial} from its first epoch"
+        changed = True
+    if existing and existing[-1][0] > storage.current_checkpoint_index:
+        storage.current_checkpoint_index = existing[-1][0]  # Ray's next checkpoint: past every existing directory
+        changed = True
+    if changed:
+        trial.invalidate_json_state()
+        trial.run_metadata.invalidate_cache()
+    return moved
 
 
 @contextlib.contextmanager

@@ -13,7 +13,8 @@ the waiting seeds, the decisions and the trials that ended, and decides as an un
 Ray restores every unfinished trial as PENDING from its last snapshot and starts every PENDING
 trial it has resources for: a restored seed that had already reported a rung still open is set
 PAUSED again until its configuration is decided, and one whose configuration was stopped at a
-rung it reached is stopped instead of being run again. Before any of that, the checkpoint each
+rung it reached is stopped instead of being run again (reached: its row of that rung is recorded;
+a kill between the journal line and the row leaves the trial to run and report the rung again). Before any of that, the checkpoint each
 restored trial continues from is settled (``ResumableFIFO``, ``checkpoints.settle_checkpoint``:
 Ray's snapshot may name one deleted since). A restored trial left without a checkpoint runs from
 its first epoch (Ray's snapshot lost it and its rows were removed, it had not reported yet, or no
@@ -101,6 +102,7 @@ class SeedAwareASHA(ResumableFIFO):
         self._trials: dict[str, RayTrial] = {}
         self._to_stop: set[str] = set()
         self._restored: set[str] = set()  # trials added PENDING with a checkpoint, not settled yet
+        self._restored_epochs: dict[str, int] = {}  # their last recorded epochs (the Parquet rows)
         self._journal: tuple[pyarrow.fs.FileSystem | None, str] | None = (
             None  # (filesystem, path), found on the first trial
         )
@@ -147,6 +149,7 @@ class SeedAwareASHA(ResumableFIFO):
 
     # -- Ray's hooks ------------------------------------------------------------------------------
     def on_trial_add(self, tune_controller, trial):
+        recorded = getattr(self, "recorded_epochs", {}).get(trial.trial_id)
         super().on_trial_add(tune_controller, trial)  # its checkpoint first: what follows reads it
         self._attach(trial)
         spec, key = trial.config["trial"], trial_key(trial)
@@ -161,6 +164,8 @@ class SeedAwareASHA(ResumableFIFO):
             self.halving.restart(key)
         elif trial.status == RayTrial.PENDING:
             self._restored.add(key)  # restored from a checkpoint: held or stopped before Ray starts it
+            if recorded is not None:
+                self._restored_epochs[key] = recorded
         if trial.status in (RayTrial.TERMINATED, RayTrial.ERROR):  # restored after it ended: never waited for
             self._release(tune_controller, self.halving.drop(key))
             self._save()
@@ -209,10 +214,15 @@ class SeedAwareASHA(ResumableFIFO):
         # The journal, not Ray's snapshot, says what the trial reported: the snapshot may predate
         # its rung result (its last_result then is older), and a seed run on from a checkpoint past
         # an open rung would wait at the next one while its sibling waits for it at this one.
+        # A rung the journal holds but the rows do not (a kill between the journal line and the
+        # Parquet row of that result): the trial runs, reports that rung again and gets its decision.
         key = trial_key(trial)
-        if self.halving.stopped_at(key) is not None:
-            return "stop"
-        return "hold" if self.halving.waiting_at(key) is not None else None
+        recorded = getattr(self, "_restored_epochs", {}).pop(key, None)
+        stopped, waiting = self.halving.stopped_at(key), self.halving.waiting_at(key)
+        rung = stopped if stopped is not None else waiting
+        if rung is None or (recorded is not None and recorded < rung):
+            return None
+        return "stop" if stopped is not None else "hold"
 
     def choose_trial_to_run(self, tune_controller):
         """Promoted seeds first (as in ASHA, a promoted trial goes on at once), then new trials."""

@@ -80,6 +80,39 @@ def test_a_checkpoint_that_still_exists_is_kept_as_ray_would(tmp_path):
     assert trial.checkpoint.path == before
 
 
+def test_a_kept_checkpoint_drops_deleted_entries_and_moves_the_index_past_every_directory(tmp_path):
+    trial = make_trial(tmp_path)
+    first = write_checkpoint(trial, 0, 1)
+    register(trial, first, 1)
+    second = write_checkpoint(trial, 1, 2)
+    register(trial, second, 2)  # Ray's snapshot names epoch 2 and still lists epoch 1
+    deleted(first)
+    write_checkpoint(trial, 2, 3)  # persisted after the snapshot
+    assert settle_checkpoint(trial, last_recorded=3) is None
+    manager = trial.run_metadata.checkpoint_manager
+    assert trial.checkpoint.path == second
+    assert [r.checkpoint.path for r in manager._checkpoint_results] == [second]  # not deleted again
+    assert trial.storage.current_checkpoint_index == 2  # Ray writes its next one to checkpoint_000003
+
+
+def test_a_named_checkpoint_left_in_part_by_a_deletion_gives_way(tmp_path):
+    trial = make_trial(tmp_path)
+    first = write_checkpoint(trial, 0, 1)
+    second = write_checkpoint(trial, 1, 2)
+    register(trial, second, 2)
+    (Path(second) / CHECKPOINT_FILE).unlink()  # a deletion cut short: the directory is still there
+    assert settle_checkpoint(trial, last_recorded=3) == f"{trial} from epoch 1"
+    assert trial.checkpoint.path == first
+
+
+def test_a_named_checkpoint_of_a_sweep_begun_before_checkpoint_info_is_kept(tmp_path):
+    trial = make_trial(tmp_path)
+    legacy = write_checkpoint(trial, 0, 1, damage="no info")
+    register(trial, legacy, 1)
+    assert settle_checkpoint(trial, last_recorded=2) is None
+    assert trial.checkpoint.path == legacy
+
+
 def test_a_deleted_checkpoint_gives_way_to_the_newest_intact_one_before_the_last_recorded_epoch(tmp_path):
     trial = make_trial(tmp_path)
     first = write_checkpoint(trial, 0, 1)

@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def sigterm_handler():
     saved = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a known start: ray.init in an earlier test leaves its own handler
+    interrupt._armed, interrupt.received = False, None
     yield
     signal.signal(signal.SIGTERM, saved[0])
     signal.signal(signal.SIGINT, saved[1])

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("ray")
 
+import ray.cloudpickle  # noqa: E402
 from ray.tune.execution.experiment_state import _find_newest_experiment_checkpoint  # noqa: E402
 
 from ntkmtl.sweep.identity import SweepError  # noqa: E402
@@ -18,10 +19,15 @@ from ntkmtl.sweep.storage import StorageLocation  # noqa: E402
 OLD, NEW = "2026-12-03_13-00-00", "2026-12-03_13-05-00"
 
 
-def write_session(directory, session, cut=False):
+def write_session(directory, session, cut=False, cut_searcher=False, without_callbacks=False):
     state = json.dumps({"trial_data": [["trial", "metadata"]], "runner_data": {}})
     (directory / f"experiment_state-{session}.json").write_text(state[: len(state) // 2] if cut else state)
-    (directory / f"basic-variant-state-{session}.json").write_text("{}")
+    searcher = ray.cloudpickle.dumps({"_total_samples": 12, "_iterators": list(range(50))})
+    (directory / f"basic-variant-state-{session}.json").write_bytes(
+        searcher[: len(searcher) // 2] if cut_searcher else searcher
+    )  # (a pickle, despite its name)
+    if not without_callbacks:
+        (directory / f"callback-states-{session}.pkl").write_bytes(ray.cloudpickle.dumps([{"rows": 3}]))
 
 
 def test_a_cut_newest_state_gives_way_to_the_session_before(tmp_path, capsys):
@@ -31,11 +37,13 @@ def test_a_cut_newest_state_gives_way_to_the_session_before(tmp_path, capsys):
     write_session(experiment, NEW, cut=True)
     lines = usable_experiment_state(StorageLocation(None, str(tmp_path)), "sweep")
     assert len(lines) == 1 and lines[0].startswith(
-        f"resume: Ray's experiment state {experiment}/experiment_state-{NEW}.json is cut short"
+        f"resume: Ray's experiment state of session {NEW} in {experiment} is cut short or incomplete"
     )
     assert sorted(p.name for p in experiment.iterdir()) == [
         f"basic-variant-state-{OLD}.json",
         f"basic-variant-state-{NEW}.json.cut",
+        f"callback-states-{OLD}.pkl",
+        f"callback-states-{NEW}.pkl.cut",
         f"experiment_state-{OLD}.json",
         f"experiment_state-{NEW}.json.cut",
     ]
@@ -60,3 +68,15 @@ def test_no_intact_state_stops_the_resume_in_one_line(tmp_path):
     write_session(experiment, NEW, cut=True)
     with pytest.raises(SweepError, match=r"^--resume: no intact Ray experiment state of sweep 'sweep' is left at "):
         usable_experiment_state(StorageLocation(None, str(tmp_path)), "sweep")
+
+
+@pytest.mark.parametrize("damage", ["cut_searcher", "without_callbacks"])
+def test_a_newest_session_with_a_cut_or_missing_searcher_or_callback_file_gives_way(tmp_path, damage):
+    experiment = tmp_path / "sweep"
+    experiment.mkdir()
+    write_session(experiment, OLD)
+    write_session(experiment, NEW, **{damage: True})  # its experiment state itself is whole
+    lines = usable_experiment_state(StorageLocation(None, str(tmp_path)), "sweep")
+    assert len(lines) == 1 and f"session {NEW}" in lines[0]
+    assert not list(experiment.glob(f"*{OLD}*.cut")) and len(list(experiment.glob(f"*{NEW}*.cut"))) >= 2
+    assert _find_newest_experiment_checkpoint(str(experiment)).endswith(f"experiment_state-{OLD}.json")

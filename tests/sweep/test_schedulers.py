@@ -64,10 +64,11 @@ def report(scheduler, controller, trial, epoch, val_delta_m):
     return action
 
 
-def setup(tmp_path, group_seeds=True, statuses=None):
+def setup(tmp_path, group_seeds=True, statuses=None, recorded=None):
     scheduler = SeedAwareASHA(
         "val_delta_m", "min", grace_period=2, reduction_factor=2, max_t=8, group_seeds=group_seeds
     )
+    scheduler.recorded_epochs = dict(recorded or {})  # --resume: each trial's last epoch in the Parquet rows
     trials = [FakeTrial(f"{c}{s}", c, s, str(tmp_path)) for c in "AB" for s in (0, 1)]
     for trial in trials:
         if statuses and trial.trial_id in statuses:
@@ -207,6 +208,24 @@ def test_a_restored_seed_without_a_checkpoint_runs_again_and_gets_its_configurat
     assert t2["B0"].status == RayTrial.PENDING  # not stopped before it has written its rows again
     assert report(second, c2, t2["B0"], 1, 7.5) == TrialScheduler.CONTINUE
     assert report(second, c2, t2["B0"], 2, 7.0) == TrialScheduler.STOP  # the decision, at its rung
+
+
+def test_a_rung_in_the_journal_but_not_in_the_rows_is_reported_again_not_stopped_or_held_without_its_row(tmp_path):
+    """A kill between the journal line of a rung result and its Parquet row: the restored trial must
+    run that epoch again (its row is written) and then get its configuration's decision."""
+    first, c1, t1 = setup(tmp_path)
+    for name, value in [("A0", 4.0), ("A1", 6.0), ("B0", 9.0), ("B1", 9.0)]:  # B stopped at rung 2
+        report(first, c1, t1[name], 2, value)
+    report(first, c1, t1["A0"], 4, 3.0)  # A0 waits at rung 4 for A1
+    restored = {k: (RayTrial.PENDING, {"epoch": 1}) for k in ("B0", "A1")}
+    restored |= {"B1": (RayTrial.PENDING, {"epoch": 2}), "A0": (RayTrial.PENDING, {"epoch": 3})}
+    recorded = {"B0": 1, "B1": 2, "A0": 3, "A1": 2}  # B0's row 2 and A0's row 4 were never written
+    second, c2, t2 = setup(tmp_path, statuses=restored, recorded=recorded)
+    second.choose_trial_to_run(c2)
+    assert t2["B1"].status == RayTrial.TERMINATED  # its rung's row is there: stopped as before
+    assert t2["B0"].status == RayTrial.PENDING and t2["A0"].status == RayTrial.PENDING  # they run
+    assert report(second, c2, t2["B0"], 2, 9.0) == TrialScheduler.STOP  # the decision, after its row
+    assert report(second, c2, t2["A0"], 4, 3.0) == TrialScheduler.PAUSE  # waits again for A1
 
 
 def journal_lines(path):
