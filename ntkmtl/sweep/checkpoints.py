@@ -83,10 +83,10 @@ def _epoch_if_intact(filesystem: pyarrow.fs.FileSystem | None, path: str, legacy
     fs = storefiles.filesystem_of(filesystem)
     try:
         state = fs.get_file_info(f"{path}/{CHECKPOINT_FILE}")
+        if state.type != pyarrow.fs.FileType.File:
+            return None
         info = storefiles.read_json(fs, f"{path}/{INFO_FILE}")
     except (OSError, ValueError):  # cut short or unreadable: not intact
-        return None
-    if state.type != pyarrow.fs.FileType.File:
         return None
     if info is None:
         return 0 if legacy else None
@@ -108,8 +108,8 @@ def settle_checkpoint(trial: RayTrial, last_recorded: int | None) -> str | None:
     current = trial.checkpoint
     if current is None and last_recorded is None:
         return None  # a trial that never reported: it starts as Ray starts it
-    existing = checkpoint_dirs(storage.storage_filesystem, storage.trial_fs_path)
     fs = storage.storage_filesystem
+    existing = checkpoint_dirs(fs, storage.trial_fs_path)
 
     def is_intact(checkpoint: Checkpoint | None) -> bool:  # as Ray would take it: also one of ntkmtl 0.1
         return (
@@ -126,7 +126,7 @@ def settle_checkpoint(trial: RayTrial, last_recorded: int | None) -> str | None:
         if usable:
             epoch, _, path = usable[-1]
             result = _TrainingResult(
-                checkpoint=Checkpoint(path, filesystem=storage.storage_filesystem),
+                checkpoint=Checkpoint(path, filesystem=fs),
                 metrics={"training_iteration": epoch, "epoch": epoch},
             )
             manager._latest_checkpoint_result = result
